@@ -1,0 +1,200 @@
+"""The ``napari-samed`` command: the widgets' operations, headless.
+
+Coordinates are voxel indices of the (z, y, x) view the reader produces (``napari_samed.io``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import SamedError
+
+EXIT_BAD_INPUT = 2
+
+
+def _ints(n: int, what: str):
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != n:
+            raise argparse.ArgumentTypeError(f"{what} must be {n} comma-separated integers; got {text!r}")
+        return values
+
+    return parse
+
+
+def _point(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (3, 4):
+        raise argparse.ArgumentTypeError(f"a point is Z,Y,X or Z,Y,X,LABEL (1 positive, 0 negative); got {text!r}")
+    return values
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    from .models import BACKBONES, DEFAULT_BACKBONE
+
+    p.add_argument("--model", default=DEFAULT_BACKBONE, choices=list(BACKBONES),
+                   help=f"SAM-family backbone (default {DEFAULT_BACKBONE}, bundled)")
+    p.add_argument("--checkpoint", type=Path, help="weights file for models other than lite-medsam")
+    p.add_argument("--window", default="auto", help="intensity window: ct, mr, auto (default) or LO,HI")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .methods import METHODS
+
+    parser = argparse.ArgumentParser(prog="napari-samed", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    seg = sub.add_parser("segment", help="segment a volume from prompts; write a label volume")
+    seg.add_argument("image", type=Path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
+    seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                     help="label volume to write, in IMAGE's format and geometry")
+    seg.add_argument("--method", default="zero-shot", choices=list(METHODS), help="segmentation method")
+    _add_model_options(seg)
+    seg.add_argument("--box", action="append", default=[], type=_ints(5, "--box"), metavar="Z,Y0,X0,Y1,X1",
+                     help="2D box on slice Z; repeat for more objects (labels 1, 2, ... in order)")
+    seg.add_argument("--box3d", action="append", default=[], type=_ints(6, "--box3d"),
+                     metavar="Z0,Y0,X0,Z1,Y1,X1", help="3D box, propagated from its middle slice")
+    seg.add_argument("--point", action="append", default=[], type=_point, metavar="Z,Y,X[,LABEL]",
+                     help="click on slice Z; LABEL 1 positive (default) or 0 negative")
+
+    ev = sub.add_parser("evaluate", help="print DSC, IoU, NSD, ASSD, HD95 of PRED against GT as JSON")
+    ev.add_argument("pred", type=Path, metavar="PRED")
+    ev.add_argument("gt", type=Path, metavar="GT")
+    ev.add_argument("--label", type=int, help="compare only this label value (default: any non-zero)")
+    ev.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
+
+    emb = sub.add_parser("embed", help="precompute the embedding cache of a volume")
+    emb.add_argument("image", type=Path, metavar="IMAGE")
+    _add_model_options(emb)
+
+    sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
+    sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
+    sample.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="slice", file=sys.stderr, dynamic_ncols=True)
+
+    def update(step) -> None:
+        bar.total = step.total
+        bar.n = step.done
+        bar.set_postfix_str(step.message, refresh=False)
+        bar.refresh()
+
+    return bar, update
+
+
+def _embeddings(args, volume):
+    from .models import VolumeEmbeddings, load_backbone
+
+    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    return backbone, VolumeEmbeddings(volume, backbone, args.window, args.cache)
+
+
+def _output_path(out: Path, image: Path) -> Path:
+    from .io.readers import volume_format
+
+    try:
+        fmt = volume_format(out)
+    except SamedError:
+        return out.with_name(out.name + (".nii.gz" if volume_format(image) == "nifti" else ".tif"))
+    if fmt != volume_format(image):
+        raise SamedError(f"OUT {out} must have the format of IMAGE {image} ({volume_format(image).upper()})")
+    return out
+
+
+def cmd_segment(args) -> int:
+    from .io import read_volume, write_labels
+    from .methods import get_method, group_prompts, run_task
+
+    method_cls = get_method(args.method)
+    out = _output_path(args.output, args.image)
+    volume = read_volume(args.image)
+    prompts = group_prompts(args.box, args.box3d, args.point)
+    backbone, embeddings = _embeddings(args, volume)
+    method = method_cls(backbone)
+    bar, update = _progress_bar("segment")
+    with bar:
+        labels = run_task(method.segment(embeddings, prompts), update)
+    write_labels(labels, out, volume)
+    print(out)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_masks
+    from .io import read_volume
+
+    pred, gt = read_volume(args.pred), read_volume(args.gt)
+    if pred.shape != gt.shape:
+        raise SamedError(f"PRED shape {pred.shape} does not match GT shape {gt.shape}; they must share a grid")
+    if args.label is None:
+        p, g = pred.data != 0, gt.data != 0
+        if not g.any():
+            raise SamedError(f"GT {args.gt} holds no labelled voxel: nothing to compare against")
+    else:
+        p, g = pred.data == args.label, gt.data == args.label
+        if not g.any():
+            raise SamedError(f"label {args.label} does not occur in GT {args.gt}")
+    if not p.any():
+        print("napari-samed: warning: the prediction is empty; distances are undefined (null)", file=sys.stderr)
+    print(json.dumps(evaluate_masks(p, g, gt.spacing, args.tolerance)))
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from .io import read_volume
+    from .methods import Progress
+
+    volume = read_volume(args.image)
+    _, embeddings = _embeddings(args, volume)
+    bar, update = _progress_bar("embed")
+    with bar:
+        for done, total in embeddings.compute():
+            update(Progress(done, total))
+    print(embeddings.dir)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample_data import write_sample
+
+    for path in write_sample(args.output, args.seed):
+        print(path)
+    return 0
+
+
+COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed, "sample": cmd_sample}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SamedError as exc:
+        print(f"napari-samed: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("napari-samed: interrupted (finished embeddings stay cached)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""NIfTI and TIFF readers and label writers.
+
+NIfTI volumes are shown in the radiological display convention: reoriented by the affine to axis codes
+L, P, S, then the axes reversed to (z, y, x), so each z slice has anterior at the top and the patient's right
+on the left. Writing undoes both steps and reuses the source affine and header.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import tifffile
+from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+from ..errors import SamedError
+from .volume import Volume, check_volume
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+TIFF_SUFFIXES = (".tif", ".tiff")
+_VIEW_AXCODES = ("L", "P", "S")
+
+
+def volume_format(path: str | os.PathLike) -> str:
+    """``"nifti"`` or ``"tiff"`` from the file name; `SamedError` for anything else."""
+    name = str(path).lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(TIFF_SUFFIXES):
+        return "tiff"
+    raise SamedError(f"{path}: unsupported file type; expected one of {', '.join(NIFTI_SUFFIXES + TIFF_SUFFIXES)}")
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read a NIfTI or TIFF file as a `Volume` in the (z, y, x) view."""
+    path = Path(path)
+    fmt = volume_format(path)
+    if not path.is_file():
+        raise SamedError(f"no such file: {path}")
+    try:
+        return _read_nifti(path) if fmt == "nifti" else _read_tiff(path)
+    except SamedError:
+        raise
+    except Exception as exc:  # nibabel/tifffile raise many types for corrupt files
+        raise SamedError(f"could not read {path} as {fmt.upper()}: {exc}") from exc
+
+
+def _to_view(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:
+    """The orientation transform from the file's storage order to L, P, S."""
+    return ornt_transform(io_orientation(img.affine), axcodes2ornt(_VIEW_AXCODES))
+
+
+def _read_nifti(path: Path) -> Volume:
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        check_volume(data)
+    ornt = _to_view(img)
+    view = apply_orientation(data, ornt).transpose(2, 1, 0)
+    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    spacing = zooms[ornt[:, 0].argsort()][::-1]  # spacing of the L, P, S axes, reversed to (z, y, x)
+    return Volume(
+        np.ascontiguousarray(view),
+        spacing=tuple(spacing),
+        affine=img.affine,
+        meta={"format": "nifti", "header": img.header.copy()},
+    )
+
+
+def _read_tiff(path: Path) -> Volume:
+    with tifffile.TiffFile(str(path)) as tif:
+        data = tif.asarray()
+        spacing = _tiff_spacing(tif)
+    data = np.squeeze(data) if data.ndim > 3 else data
+    return Volume(data, spacing=spacing, meta={"format": "tiff"})
+
+
+def _tiff_spacing(tif: tifffile.TiffFile) -> tuple[float, float, float]:
+    """(z, y, x) spacing from ImageJ metadata and the X/Y resolution tags; 1.0 where absent."""
+    z = float((tif.imagej_metadata or {}).get("spacing", 1.0))
+    page = tif.pages[0]
+    y = x = 1.0
+    for tag_name, axis in (("YResolution", "y"), ("XResolution", "x")):
+        tag = page.tags.get(tag_name)
+        if tag is not None:
+            num, den = tag.value
+            if num:
+                if axis == "y":
+                    y = den / num
+                else:
+                    x = den / num
+    return (z, y, x)
+
+
+def write_labels(labels: np.ndarray, path: str | os.PathLike, like: Volume) -> Path:
+    """Write a label volume in the (z, y, x) view of ``like`` to ``path`` (uint8, or uint16 past 255 labels)."""
+    labels = np.asarray(labels)
+    return write_volume(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16), path, like)
+
+
+def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume) -> Path:
+    """Write an array in the (z, y, x) view of ``like`` to ``path``, in the source's geometry.
+
+    NIfTI output reuses the source affine and header and its storage order, so it aligns voxel for voxel with
+    the source file. The file is written atomically (temporary file, then rename).
+    """
+    path = Path(path)
+    data = np.asarray(data)
+    if data.shape != like.shape:
+        raise SamedError(f"volume shape {data.shape} does not match the image shape {like.shape}")
+    fmt = volume_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}" + "".join(path.suffixes[-2:]))
+    try:
+        if fmt == "nifti":
+            _nifti_image(data, like).to_filename(str(tmp))
+        else:
+            sz, sy, sx = like.spacing
+            tifffile.imwrite(str(tmp), data, imagej=True, resolution=(1 / sx, 1 / sy),
+                             metadata={"spacing": sz, "unit": "mm", "axes": "ZYX"})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _nifti_image(data: np.ndarray, like: Volume) -> nib.Nifti1Image:
+    back = ornt_transform(axcodes2ornt(_VIEW_AXCODES), io_orientation(like.affine))
+    stored = apply_orientation(data.transpose(2, 1, 0), back)
+    header = like.meta["header"].copy() if "header" in like.meta else None
+    img = nib.Nifti1Image(np.ascontiguousarray(stored), like.affine, header=header)
+    img.set_data_dtype(data.dtype)
+    img.header.set_slope_inter(1, 0)
+    return img

@@ -1,0 +1,21 @@
+"""Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets."""
+
+from .base import METHODS, Method, Progress, Task, get_method, register, run_task
+from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
+from .zero_shot import ZeroShot
+
+__all__ = [
+    "METHODS",
+    "BoxPrompt3D",
+    "Method",
+    "Progress",
+    "Prompt",
+    "SlicePrompt",
+    "Task",
+    "ZeroShot",
+    "check_prompts",
+    "get_method",
+    "group_prompts",
+    "register",
+    "run_task",
+]

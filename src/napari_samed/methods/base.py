@@ -1,0 +1,64 @@
+"""What every method shares: progress-reporting tasks and the registry the CLI and widgets list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, TypeVar
+
+import numpy as np
+
+from ..errors import SamedError
+from ..models.cache import VolumeEmbeddings
+from .prompts import Prompt
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a long task: ``done`` of ``total`` units, with a short description."""
+
+    done: int
+    total: int
+    message: str = ""
+
+
+#: A long computation: a generator that yields `Progress` and returns its result. napari's thread workers
+#: run it off the GUI thread (and can stop it between steps); `run_task` runs it headless.
+Task = Generator[Progress, None, T]
+
+
+def run_task(task: Task[T], callback: Callable[[Progress], None] | None = None) -> T:
+    """Drive a task to completion, passing each `Progress` to ``callback``; return its result."""
+    while True:
+        try:
+            step = next(task)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(step)
+
+
+class Method(Protocol):
+    """A segmentation method: ``segment`` turns embeddings and prompts into a label volume (z, y, x)."""
+
+    name: ClassVar[str]
+
+    def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt]) -> Task[np.ndarray]: ...
+
+
+METHODS: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator adding a method to `METHODS` under its ``name``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise SamedError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None

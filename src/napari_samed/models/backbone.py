@@ -1,0 +1,116 @@
+"""`Backbone`: a loaded SAM-family model split as in segment-anything's predictor: encode once, decode often."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SamedError
+from .preprocess import SliceTransform, to_model_input
+from .registry import BackboneSpec, file_sha256, get_spec, load_weights, read_state_dict
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise SamedError(f"unknown device {device!r}; use auto, cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SamedError("device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+    return dev
+
+
+@dataclass
+class Decoded:
+    """Decoder output for N prompts: ``logits`` (N, C, H, W) at slice size and ``iou`` (N, C) predictions."""
+
+    logits: torch.Tensor
+    iou: torch.Tensor
+
+    def masks(self) -> np.ndarray:
+        return (self.logits > 0).cpu().numpy()
+
+
+class Backbone:
+    """A SAM-family model on a device: ``encode`` slices to embeddings, ``decode`` prompts against one.
+
+    ``weights_id`` identifies the weights (SHA-256 of the checkpoint file) for embedding caches and checkpoints.
+    Coordinates in and out are slice pixels, boxes ``(y0, x0, y1, x1)``, points ``(y, x)``.
+    """
+
+    def __init__(self, spec: BackboneSpec, model: nn.Module, weights_id: str, device: str = "auto"):
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.weights_id = weights_id
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def image_encoder(self) -> nn.Module:
+        return self.model.image_encoder
+
+    @property
+    def prompt_encoder(self) -> nn.Module:
+        return self.model.prompt_encoder
+
+    @property
+    def mask_decoder(self) -> nn.Module:
+        return self.model.mask_decoder
+
+    @torch.inference_mode()
+    def encode(self, slices: np.ndarray, window: tuple[float, float]) -> torch.Tensor:
+        """(B, H, W) slices -> (B, 256, 64, 64) float32 image embeddings on the CPU."""
+        x = to_model_input(slices, window, self.spec.image_size, self.spec.normalize).to(self.device)
+        return self.image_encoder(x).float().cpu()
+
+    def transform(self, height: int, width: int) -> SliceTransform:
+        return SliceTransform(height, width, self.spec.image_size)
+
+    @torch.inference_mode()
+    def decode(self, embedding: torch.Tensor, shape: tuple[int, int], boxes: np.ndarray | None = None,
+               points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+               multimask: bool = False) -> Decoded:
+        """Decode N prompts against one slice embedding (256, 64, 64).
+
+        ``boxes`` (N, 4); ``points`` (N, P, 2) with ``point_labels`` (N, P), 1 positive and 0 negative.
+        """
+        tf = self.transform(*shape)
+        dev = self.device
+        box_t = None if boxes is None else torch.as_tensor(tf.boxes_to_model(boxes), device=dev)
+        pts = None
+        if points is not None:
+            coords = torch.as_tensor(tf.points_to_model(points), device=dev).reshape(-1, np.shape(points)[1], 2)
+            pts = (coords, torch.as_tensor(point_labels, dtype=torch.int64, device=dev).reshape(coords.shape[:2]))
+        sparse, dense = self.prompt_encoder(points=pts, boxes=box_t, masks=None)
+        low_res, iou = self.mask_decoder(
+            image_embeddings=embedding.to(dev, torch.float32)[None],
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        return Decoded(tf.logits_to_slice(low_res.float()).cpu(), iou.float().cpu())
+
+
+def load_backbone(name: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
+                  device: str = "auto") -> Backbone:
+    """Build a registered backbone and load its weights (the bundled file for LiteMedSAM)."""
+    spec = get_spec(name)
+    if checkpoint is None:
+        if spec.default_checkpoint is None:
+            raise SamedError(f"model {name} needs a checkpoint file: {spec.checkpoint_hint} (--checkpoint PATH)")
+        checkpoint = spec.default_checkpoint()
+    state = read_state_dict(checkpoint, spec)
+    model = spec.build()
+    load_weights(model, state, checkpoint, spec)
+    return Backbone(spec, model, file_sha256(checkpoint), device)

@@ -1,0 +1,153 @@
+"""On-disk embedding cache, one file per slice, keyed by image content, weights and preprocessing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+
+from ..io.volume import Volume
+from .backbone import Backbone
+from .preprocess import resolve_window
+
+CACHE_ENV = "NAPARI_SAMED_CACHE"
+PREPROCESSING_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$NAPARI_SAMED_CACHE`` or the user cache folder (``~/.cache/napari-samed`` on Linux)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path(platformdirs.user_cache_dir("napari-samed")) / "embeddings"
+
+
+def content_hash(data: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{data.shape}{data.dtype.str}".encode())
+    digest.update(np.ascontiguousarray(data).data)
+    return digest.hexdigest()
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class VolumeEmbeddings:
+    """The image embeddings of one volume under one backbone and window, computed lazily and cached.
+
+    ``cache_dir=None`` uses `default_cache_dir`; ``cache_dir=False`` keeps embeddings in memory only.
+    ``get(z)`` computes a missing slice on demand; ``compute(slices, first=z)`` is a generator that fills the
+    cache (current slice first, then outward) and yields ``(done, total)`` after each slice, so a caller can
+    stop between slices and a later call resumes where it stopped.
+    """
+
+    def __init__(self, volume: Volume | np.ndarray, backbone: Backbone, window: str | tuple | None = "auto",
+                 cache_dir: str | os.PathLike | None | bool = None, memory_slices: int = 64):
+        self.data = volume.data if isinstance(volume, Volume) else np.asarray(volume)
+        self.backbone = backbone
+        self.window = resolve_window(window, self.data)
+        self.key = self._key()
+        self.dir = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / self.key
+        self._memory: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._memory_slices = memory_slices
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._write_meta()
+
+    @property
+    def num_slices(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def slice_shape(self) -> tuple[int, int]:
+        return tuple(self.data.shape[1:])
+
+    def _key(self) -> str:
+        spec = self.backbone.spec
+        parts = {
+            "image": content_hash(self.data),
+            "model": spec.name,
+            "weights": self.backbone.weights_id,
+            "window": [round(v, 4) for v in self.window],
+            "size": spec.image_size,
+            "normalize": spec.normalize,
+            "version": PREPROCESSING_VERSION,
+        }
+        self._parts = parts
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _write_meta(self) -> None:
+        meta = self.dir / "meta.json"
+        if not meta.exists():
+            tmp = meta.with_name(f".meta.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**self._parts, "shape": list(self.data.shape)}, indent=1))
+            os.replace(tmp, meta)
+
+    def _path(self, z: int) -> Path:
+        return self.dir / f"z{z:05d}.npy"
+
+    def _check(self, z: int) -> int:
+        z = int(z)
+        if not 0 <= z < self.num_slices:
+            raise IndexError(f"slice {z} outside the volume (0..{self.num_slices - 1})")
+        return z
+
+    def has(self, z: int) -> bool:
+        z = self._check(z)
+        return z in self._memory or (self.dir is not None and self._path(z).exists())
+
+    def missing(self, slices: Iterable[int] | None = None) -> list[int]:
+        slices = range(self.num_slices) if slices is None else slices
+        return [int(z) for z in slices if not self.has(z)]
+
+    def get(self, z: int) -> torch.Tensor:
+        """The (256, 64, 64) float32 embedding of slice ``z``, computed and cached if missing."""
+        z = self._check(z)
+        if z in self._memory:
+            self._memory.move_to_end(z)
+            return self._memory[z].float()
+        emb = self._load(z)
+        if emb is None:
+            emb = self._encode(z)
+        self._remember(z, emb)
+        return emb.float()
+
+    def _load(self, z: int) -> torch.Tensor | None:
+        if self.dir is None or not self._path(z).exists():
+            return None
+        try:
+            return torch.from_numpy(np.load(self._path(z)))
+        except (OSError, ValueError):  # unreadable file: recompute and replace it
+            return None
+
+    def _encode(self, z: int) -> torch.Tensor:
+        emb = self.backbone.encode(self.data[z:z + 1], self.window)[0].half()
+        if self.dir is not None:
+            atomic_save_npy(self._path(z), emb.numpy())
+        return emb
+
+    def _remember(self, z: int, emb: torch.Tensor) -> None:
+        self._memory[z] = emb
+        while len(self._memory) > self._memory_slices:
+            self._memory.popitem(last=False)
+
+    def compute(self, slices: Iterable[int] | None = None, first: int | None = None) -> Iterator[tuple[int, int]]:
+        """Generator: embed the missing ``slices`` (all by default), ``first`` and its neighbours first."""
+        todo = self.missing(slices)
+        if first is not None:
+            todo.sort(key=lambda z: (abs(z - first), z))
+        for done, z in enumerate(todo, start=1):
+            self._remember(z, self._encode(z))
+            yield done, len(todo)
