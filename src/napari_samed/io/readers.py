@@ -16,7 +16,7 @@ import tifffile
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
 from ..errors import SamedError
-from .volume import Volume, check_volume
+from .volume import Geometry, Volume, check_volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -96,13 +96,13 @@ def _tiff_spacing(tif: tifffile.TiffFile) -> tuple[float, float, float]:
     return (z, y, x)
 
 
-def write_labels(labels: np.ndarray, path: str | os.PathLike, like: Volume) -> Path:
+def write_labels(labels: np.ndarray, path: str | os.PathLike, like: Volume | Geometry) -> Path:
     """Write a label volume in the (z, y, x) view of ``like`` to ``path`` (uint8, or uint16 past 255 labels)."""
     labels = np.asarray(labels)
     return write_volume(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16), path, like)
 
 
-def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume) -> Path:
+def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume | Geometry) -> Path:
     """Write an array in the (z, y, x) view of ``like`` to ``path``, in the source's geometry.
 
     NIfTI output reuses the source affine and header and its storage order, so it aligns voxel for voxel with
@@ -128,7 +128,7 @@ def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume) -> Pat
     return path
 
 
-def _nifti_image(data: np.ndarray, like: Volume) -> nib.Nifti1Image:
+def _nifti_image(data: np.ndarray, like: Volume | Geometry) -> nib.Nifti1Image:
     back = ornt_transform(axcodes2ornt(_VIEW_AXCODES), io_orientation(like.affine))
     stored = apply_orientation(data.transpose(2, 1, 0), back)
     header = like.meta["header"].copy() if "header" in like.meta else None

@@ -17,6 +17,20 @@ def default_affine(spacing: tuple[float, float, float]) -> np.ndarray:
 
 
 @dataclass
+class Geometry:
+    """Where a (z, y, x) array sits: its shape, spacing (mm), the source affine and format details.
+
+    Enough to write a label volume back in the source's geometry (``io.readers.write_labels``); napari layers
+    carry it in their metadata.
+    """
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    affine: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Volume:
     """A 3D image, ``data[z, y, x]``; ``spacing`` is (z, y, x) in mm.
 
@@ -39,6 +53,10 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.data.shape)
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.shape, self.spacing, self.affine, self.meta)
 
 
 def check_volume(data: np.ndarray, what: str = "image") -> None:
