@@ -1,8 +1,8 @@
 import numpy as np
 from npe2 import PluginManifest
 
+from napari_samed.napari_io import sample_ct as napari_sample
 from napari_samed.phantom import LESION, ORGAN
-from napari_samed.sample_data import napari_sample
 
 
 def test_manifest_ships_with_the_package_and_validates():
@@ -10,7 +10,7 @@ def test_manifest_ships_with_the_package_and_validates():
     assert manifest.name == "napari-samed"
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
     sample = manifest.contributions.sample_data[0]
-    assert commands[sample.command] == "napari_samed.sample_data:napari_sample"
+    assert commands[sample.command] == "napari_samed.napari_io:sample_ct"
 
 
 def test_sample_is_a_ct_volume_with_organ_and_lesion_labels():

@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
     sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
     sample.add_argument("--seed", type=int, default=0)
+    sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
     return parser
 
 
@@ -180,7 +181,18 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed, "sample": cmd_sample}
+def cmd_demo(args) -> int:
+    import napari
+
+    from .widgets.demo import open_demo
+
+    open_demo(napari.Viewer(title="napari-samed demo"))
+    napari.run()
+    return 0
+
+
+COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed, "sample": cmd_sample,
+            "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

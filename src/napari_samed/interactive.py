@@ -1,0 +1,126 @@
+"""`InteractiveSession`: the headless state behind the Segment widget.
+
+It owns the model, the embeddings and the result label volume of one image, with an undo stack. Computations
+are `Task` generators that return masks without touching the labels, so a GUI runs them in a worker thread and
+applies the result (`apply`) on its own thread.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import SamedError
+from .io.volume import check_volume
+from .methods.base import Progress, Task
+from .methods.prompts import SlicePrompt, check_prompts
+from .methods.zero_shot import ZeroShot
+from .models import Backbone, VolumeEmbeddings, load_backbone, resolve_window
+
+Masks = dict[int, np.ndarray]
+
+
+class InteractiveSession:
+    """Interactive zero-shot segmentation of one image into a label volume, object by object.
+
+    Objects are numbered 1, 2, ...; segmenting a slice replaces the current object's mask on that slice and
+    never changes another object's voxels.
+    """
+
+    def __init__(self, image: np.ndarray, cache_dir: str | os.PathLike | None = None):
+        image = np.asarray(image)
+        check_volume(image)
+        self.image = image
+        self.labels = np.zeros(image.shape, np.uint16)
+        self.current_label = 1
+        self.cache_dir = cache_dir
+        self.embeddings: VolumeEmbeddings | None = None
+        self._backbones: dict[tuple, Backbone] = {}
+        self._undo: list[dict[int, np.ndarray]] = []
+
+    # -- model and embeddings ------------------------------------------------------------------------------
+    def configure(self, model: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
+                  device: str = "auto", window: str | tuple[float, float] = "auto") -> VolumeEmbeddings:
+        """Load the backbone (once per model, checkpoint and device) and set up the embeddings. Slow: worker."""
+        key = (model, str(checkpoint) if checkpoint else None, device)
+        if key not in self._backbones:
+            self._backbones[key] = load_backbone(model, checkpoint, device)
+        backbone = self._backbones[key]
+        emb = self.embeddings
+        if emb is None or emb.backbone is not backbone or emb.window != resolve_window(window, self.image):
+            self.embeddings = VolumeEmbeddings(self.image, backbone, window, self.cache_dir)
+        return self.embeddings
+
+    def embed(self, first: int = 0) -> Task[None]:
+        """Embed every missing slice, ``first`` and its neighbours first."""
+        for done, total in self._ready().compute(first=first):
+            yield Progress(done, total, f"embedding, {done}/{total} slices")
+
+    def _ready(self) -> VolumeEmbeddings:
+        if self.embeddings is None:
+            raise SamedError("no model loaded yet: call configure() first")
+        return self.embeddings
+
+    # -- segmentation ---------------------------------------------------------------------------------------
+    def segment_slice(self, z: int, box: tuple[int, int, int, int] | None = None,
+                      points: list[tuple[float, float]] = (), point_labels: list[int] = ()) -> Task[Masks]:
+        """The current object's mask on slice ``z`` from a box and/or points."""
+        emb = self._ready()
+        prompt = SlicePrompt(int(z), self.current_label, box, list(points), list(point_labels))
+        check_prompts([prompt], self.image.shape)
+        if not emb.has(z):
+            yield Progress(0, 1, f"embedding slice {z}")
+        mask = ZeroShot(emb.backbone).segment_slice(emb, prompt)
+        yield Progress(1, 1, f"slice {z}")
+        return {int(z): mask}
+
+    def propagate(self, z: int, box: tuple[int, int, int, int] | None = None) -> Task[Masks]:
+        """Propagate the current object through the volume from slice ``z``.
+
+        Starts from ``box`` when given, else from the object's mask already on slice ``z``.
+        """
+        emb = self._ready()
+        z = int(z)
+        if box is not None:
+            start = yield from self.segment_slice(z, box)
+            mask = start[z]
+        elif 0 <= z < self.image.shape[0]:
+            mask = self.labels[z] == self.current_label
+        else:
+            raise SamedError(f"slice {z} is outside the volume (0..{self.image.shape[0] - 1})")
+        if not mask.any():
+            raise SamedError(f"object {self.current_label} has no mask on slice {z} to propagate; draw a box first")
+        masks = {z: mask}
+        total = self.image.shape[0]
+        for zz, m in ZeroShot(emb.backbone).propagate_mask(emb, z, mask, (0, total - 1)):
+            masks[zz] = m
+            yield Progress(len(masks), total, f"propagating, slice {zz}")
+        return masks
+
+    # -- the label volume ------------------------------------------------------------------------------------
+    def apply(self, masks: Masks, label: int | None = None) -> None:
+        """Write masks as ``label`` (the current object): replace its voxels on those slices, keep others'."""
+        label = self.current_label if label is None else label
+        saved = {}
+        for z, mask in masks.items():
+            saved[z] = self.labels[z].copy()
+            plane = self.labels[z]
+            plane[plane == label] = 0
+            plane[mask & (plane == 0)] = label
+        self._undo.append(saved)
+
+    def undo(self) -> bool:
+        """Restore the slices the last `apply` changed; False when there is nothing to undo."""
+        if not self._undo:
+            return False
+        for z, plane in self._undo.pop().items():
+            self.labels[z] = plane
+        return True
+
+    def new_object(self) -> int:
+        """Start the next object: one above the highest label in use (or the current one, if still empty)."""
+        if (self.labels == self.current_label).any():
+            self.current_label = int(self.labels.max()) + 1
+        return self.current_label
+

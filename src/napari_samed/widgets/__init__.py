@@ -1,0 +1,1 @@
+"""Thin napari widgets over the headless core."""

@@ -1,0 +1,318 @@
+"""The Segment widget: prompt layers in, a Labels layer out, all compute in napari thread workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+from napari.layers import Image, Labels, Points, Shapes
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+
+from ..errors import SamedError
+from ..interactive import InteractiveSession
+from ..methods.base import Progress
+from ..models import BACKBONES, DEFAULT_BACKBONE
+from ..napari_io import GEOMETRY_KEY
+
+if TYPE_CHECKING:
+    import napari
+
+POSITIVE, NEGATIVE = "#30e030", "#ff3030"
+LAYER_WINDOW = "layer contrast limits"
+KEYS = {
+    "Shift-S": "segment the current slice",
+    "Shift-P": "propagate the current object through the volume",
+    "Shift-N": "start a new object (next label value)",
+    "Shift-U": "undo the last result",
+    "T": "toggle new points between positive (green) and negative (red)",
+}
+HELP = ("Draw boxes in the boxes layer and click points in the points layer, then segment.\n"
+        "Keys (with a prompt layer selected): " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()))
+
+
+class SegmentWidget(QWidget):
+    """Interactive zero-shot segmentation of the chosen image with a SAM-family model."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, cache_dir: str | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.cache_dir = cache_dir
+        self.sessions: dict[int, InteractiveSession] = {}
+        self.results: dict[int, Labels] = {}
+        self.prompts: dict[int, tuple[Points, Shapes]] = {}
+        self.worker = None
+        self.positive = True
+        self._pending_auto = False
+
+        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
+        self.model = ComboBox(label="model", choices=list(BACKBONES), value=DEFAULT_BACKBONE)
+        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt", value="")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.window = ComboBox(label="window", choices=["auto", "ct", "mr", LAYER_WINDOW], value="auto")
+        self.auto = CheckBox(text="segment as prompts change", value=True)
+        self.segment_button = PushButton(text="Segment slice")
+        self.propagate_button = PushButton(text="Propagate 3D")
+        self.new_button = PushButton(text="New object")
+        self.undo_button = PushButton(text="Undo")
+        self.embed_button = PushButton(text="Embed volume")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.form = Container(widgets=[
+            self.image, self.model, self.checkpoint, self.device, self.window, self.auto,
+            Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
+            Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
+            Container(widgets=[self.embed_button, self.cancel_button], layout="horizontal", labels=False),
+            self.status,
+        ])
+        self.progress = QProgressBar()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.progress)
+        layout.addStretch()
+        self.setToolTip(HELP)
+
+        self.segment_button.clicked.connect(self.segment_slice)
+        self.propagate_button.clicked.connect(self.propagate)
+        self.new_button.clicked.connect(self.new_object)
+        self.undo_button.clicked.connect(self.undo)
+        self.embed_button.clicked.connect(self.embed)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.image.changed.connect(self._on_image)
+        self.viewer.layers.events.inserted.connect(self._refresh_images)
+        self.viewer.layers.events.removed.connect(self._refresh_images)
+        self._on_image(self.image.value)
+
+    # -- layers --------------------------------------------------------------------------------------------
+    def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _refresh_images(self, _event=None) -> None:
+        self.image.reset_choices()
+
+    def _on_image(self, layer: Image | None) -> None:
+        if layer is not None and layer.ndim == 3 and not layer.rgb:
+            self.prompt_layers(layer)
+
+    def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
+        """The image's Points and Shapes prompt layers, created on first use."""
+        key = id(image)
+        points, boxes = self.prompts.get(key, (None, None))
+        if points is None or points not in self.viewer.layers:
+            points = self.viewer.add_points(
+                np.empty((0, 3)), ndim=3, name=f"{image.name} points", scale=image.scale, size=6,
+                features={"positive": np.empty(0, bool)}, face_color=POSITIVE, border_color="white")
+            points.feature_defaults["positive"] = self.positive
+            points.events.data.connect(self._on_prompts)
+            self._bind_keys(points)
+            points.bind_key("T", lambda _layer: self.toggle_polarity(), overwrite=True)
+        if boxes is None or boxes not in self.viewer.layers:
+            boxes = self.viewer.add_shapes(ndim=3, name=f"{image.name} boxes", scale=image.scale,
+                                           edge_color="yellow", face_color="transparent", edge_width=1)
+            boxes.events.data.connect(self._on_prompts)
+            self._bind_keys(boxes)
+        self.prompts[key] = (points, boxes)
+        return points, boxes
+
+    def _bind_keys(self, layer) -> None:
+        actions: dict[str, Callable[[], object]] = {
+            "Shift-S": self.segment_slice, "Shift-P": self.propagate, "Shift-N": self.new_object,
+            "Shift-U": self.undo,
+        }
+        for key, action in actions.items():
+            layer.bind_key(key, lambda _layer, act=action: act(), overwrite=True)
+
+    def result_layer(self, image: Image) -> Labels:
+        """The Labels layer this widget writes for ``image`` (never one of the user's own layers)."""
+        session = self.session(image)
+        layer = self.results.get(id(image))
+        if layer is None or layer not in self.viewer.layers:
+            metadata = {GEOMETRY_KEY: image.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in image.metadata else {}
+            layer = self.viewer.add_labels(session.labels, name=f"{image.name} segmentation", scale=image.scale,
+                                           metadata=metadata)
+            self.results[id(image)] = layer
+        return layer
+
+    def session(self, image: Image) -> InteractiveSession:
+        key = id(image)
+        if key not in self.sessions:
+            self.sessions[key] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir)
+        return self.sessions[key]
+
+    # -- reading the GUI -----------------------------------------------------------------------------------
+    def _chosen_image(self) -> Image:
+        layer = self.image.value
+        if layer is None:
+            raise SamedError("choose an image layer first (open a volume or File > Open Sample > napari-samed)")
+        if layer.rgb or layer.ndim != 3:
+            raise SamedError(f"layer {layer.name!r} is {layer.ndim}D; the Segment widget needs a 3D volume (z, y, x)")
+        return layer
+
+    def current_slice(self, image: Image) -> int:
+        return int(round(image.world_to_data(self.viewer.dims.point)[0]))
+
+    def _settings(self, image: Image) -> dict:
+        checkpoint = str(self.checkpoint.value) if str(self.checkpoint.value) not in ("", ".") else None
+        window = tuple(image.contrast_limits) if self.window.value == LAYER_WINDOW else self.window.value
+        return {"model": self.model.value, "checkpoint": checkpoint, "device": self.device.value, "window": window}
+
+    def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
+        """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
+        points, boxes = self.prompt_layers(image)
+        ny, nx = image.data.shape[1:]
+        box = None
+        for shape in boxes.data:
+            if np.all(np.round(shape[:, 0]) == z):
+                (y0, x0), (y1, x1) = shape[:, 1:].min(axis=0), shape[:, 1:].max(axis=0)
+                box = (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1), min(int(np.ceil(x1)), nx - 1))
+        on_slice = np.round(points.data[:, 0]) == z
+        coords = [(float(y), float(x)) for y, x in points.data[on_slice, 1:]]
+        labels = [int(p) for p in points.features["positive"].to_numpy()[on_slice]]
+        return box, coords, labels
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def segment_slice(self) -> None:
+        """Segment the current object on the current slice from that slice's prompts."""
+        def plan(image, session):
+            z = self.current_slice(image)
+            box, points, labels = self.slice_prompts(image, z)
+            if box is None and not points:
+                raise SamedError(f"no prompts on slice {z}: draw a box or click points first")
+            return 1, f"segmenting slice {z}", session.segment_slice(z, box, points, labels)
+
+        self._start(plan, apply=True)
+
+    def propagate(self) -> None:
+        """Propagate the current object (its mask, else the box on this slice) through the volume."""
+        def plan(image, session):
+            z = self.current_slice(image)
+            box = None
+            if not (session.labels[z] == session.current_label).any():
+                box = self.slice_prompts(image, z)[0]
+                if box is None:
+                    raise SamedError(f"nothing to propagate on slice {z}: draw a box or segment the slice first")
+            return image.data.shape[0], "propagating", session.propagate(z, box)
+
+        self._start(plan, apply=True)
+
+    def embed(self) -> None:
+        """Embed the whole volume, the current slice first."""
+        def plan(image, session):
+            z = self.current_slice(image)
+            return image.data.shape[0], "embedding", session.embed(first=z)
+
+        self._start(plan, apply=False)
+
+    def new_object(self) -> None:
+        try:
+            image = self._chosen_image()
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        label = self.session(image).new_object()
+        self.result_layer(image).selected_label = label
+        points, boxes = self.prompt_layers(image)
+        with points.events.data.blocker(), boxes.events.data.blocker():
+            points.data = np.empty((0, 3))
+            boxes.data = []
+        self.status.value = f"object {label}"
+
+    def undo(self) -> None:
+        try:
+            image = self._chosen_image()
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        if self.session(image).undo():
+            self._show(image)
+        else:
+            show_info("nothing to undo")
+
+    def toggle_polarity(self) -> None:
+        self.positive = not self.positive
+        for points, _ in self.prompts.values():
+            points.feature_defaults["positive"] = self.positive
+            points.current_face_color = POSITIVE if self.positive else NEGATIVE
+        self.status.value = "new points are " + ("positive" if self.positive else "negative")
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_prompts(self, event=None) -> None:
+        if getattr(event, "action", "added") in ("adding", "removing", "changing"):
+            return  # napari announces each edit twice: act once it is done
+        points = getattr(event, "source", None)
+        if isinstance(points, Points):
+            colors = np.where(points.features["positive"].to_numpy(), POSITIVE, NEGATIVE)
+            if len(colors):
+                with points.events.data.blocker():
+                    points.face_color = list(colors)
+        if not self.auto.value:
+            return
+        if self.worker is not None:
+            self._pending_auto = True
+            return
+        self.segment_slice()
+
+    # -- workers -------------------------------------------------------------------------------------------
+    def _start(self, plan, apply: bool) -> None:
+        """Validate on the GUI thread, then run the task in a worker; apply its masks when it returns."""
+        if self.worker is not None:
+            show_info("busy: wait for the running task or cancel it")
+            return
+        try:
+            image = self._chosen_image()
+            session = self.session(image)
+            settings = self._settings(image)
+            total, desc, task = plan(image, session)
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+
+        def run():
+            session.configure(**settings)
+            return (yield from task)
+
+        label = session.current_label
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self.status.value = desc
+        self.cancel_button.enabled = True
+        self.worker = create_worker(run, _progress={"total": total, "desc": desc}, _start_thread=False,
+                                    _ignore_errors=True)
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.errored.connect(self._on_error)
+        if apply:
+            self.worker.returned.connect(lambda masks: self._apply(image, masks, label))
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+
+    def _on_progress(self, step: Progress) -> None:
+        self.progress.setRange(0, max(step.total, 1))
+        self.progress.setValue(step.done)
+        self.status.value = step.message
+
+    def _on_error(self, exc: Exception) -> None:
+        show_error(str(exc) if isinstance(exc, SamedError) else f"{type(exc).__name__}: {exc}")
+
+    def _apply(self, image: Image, masks, label: int) -> None:
+        self.sessions[id(image)].apply(masks, label)
+        self._show(image)
+        self.status.value = f"object {label}: {len(masks)} slice(s)"
+
+    def _show(self, image: Image) -> None:
+        layer, labels = self.result_layer(image), self.sessions[id(image)].labels
+        if layer.data is not labels:
+            layer.data = labels
+        layer.refresh()
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.cancel_button.enabled = False
+        if self._pending_auto:
+            self._pending_auto = False
+            self.segment_slice()

