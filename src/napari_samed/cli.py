@@ -30,6 +30,16 @@ def _ints(n: int, what: str):
     return parse
 
 
+def _int_list(what: str):
+    def parse(text: str) -> list[int]:
+        try:
+            return [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be comma-separated integers; got {text!r}") from None
+
+    return parse
+
+
 def _point(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -46,7 +56,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_BACKBONE, choices=list(BACKBONES),
                    help=f"SAM-family backbone (default {DEFAULT_BACKBONE}, bundled)")
     p.add_argument("--checkpoint", type=Path, help="weights file for models other than lite-medsam")
-    p.add_argument("--window", default="auto", help="intensity window: ct, mr, auto (default) or LO,HI")
+    p.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
 
@@ -61,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("image", type=Path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
     seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                      help="label volume to write, in IMAGE's format and geometry")
-    seg.add_argument("--method", default="zero-shot", choices=list(METHODS), help="segmentation method")
+    seg.add_argument("--method", default="zero-shot", choices=list(METHODS),
+                     help="segmentation method; trained methods take their file with --checkpoint")
     _add_model_options(seg)
     seg.add_argument("--box", action="append", default=[], type=_ints(5, "--box"), metavar="Z,Y0,X0,Y1,X1",
                      help="2D box on slice Z; repeat for more objects (labels 1, 2, ... in order)")
@@ -83,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
     sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
     sample.add_argument("--seed", type=int, default=0)
+    train = sub.add_parser("train", help="train a method").add_subparsers(dest="method", required=True,
+                                                                          metavar="METHOD")
+    fs = train.add_parser("fewshot", help="fine-tune the few-shot decoder on a few labelled slices")
+    fs.add_argument("image", type=Path, metavar="IMAGE")
+    fs.add_argument("labels", type=Path, metavar="LABELS", help="label volume on IMAGE's grid")
+    fs.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT")
+    fs.add_argument("--slices", required=True, type=_int_list("--slices"), metavar="Z1,Z2,...",
+                    help="the labelled slices to train on; LABELS' other slices are never used")
+    fs.add_argument("--labels", dest="label_values", type=_int_list("--labels"), metavar="1,2,...",
+                    help="label values to learn (default: all found on the slices)")
+    fs.add_argument("--iterations", type=int, help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
+    _add_model_options(fs)
+
     sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
     return parser
 
@@ -105,7 +129,7 @@ def _embeddings(args, volume):
     from .models import VolumeEmbeddings, load_backbone
 
     backbone = load_backbone(args.model, args.checkpoint, args.device)
-    return backbone, VolumeEmbeddings(volume, backbone, args.window, args.cache)
+    return backbone, VolumeEmbeddings(volume, backbone, args.window or "auto", args.cache)
 
 
 def _output_path(out: Path, image: Path) -> Path:
@@ -123,13 +147,20 @@ def _output_path(out: Path, image: Path) -> Path:
 def cmd_segment(args) -> int:
     from .io import read_volume, write_labels
     from .methods import get_method, group_prompts, run_task
+    from .models import VolumeEmbeddings
 
     method_cls = get_method(args.method)
     out = _output_path(args.output, args.image)
     volume = read_volume(args.image)
     prompts = group_prompts(args.box, args.box3d, args.point)
-    backbone, embeddings = _embeddings(args, volume)
-    method = method_cls(backbone)
+    if method_cls.trained:
+        if args.checkpoint is None:
+            raise SamedError(f"method {args.method} needs its trained checkpoint: --checkpoint CKPT")
+        method = method_cls.open(args.checkpoint, args.device)
+        embeddings = VolumeEmbeddings(volume, method.backbone, args.window or method.window, args.cache)
+    else:
+        backbone, embeddings = _embeddings(args, volume)
+        method = method_cls(backbone)
     bar, update = _progress_bar("segment")
     with bar:
         labels = run_task(method.segment(embeddings, prompts), update)
@@ -156,6 +187,30 @@ def cmd_evaluate(args) -> int:
     if not p.any():
         print("napari-samed: warning: the prediction is empty; distances are undefined (null)", file=sys.stderr)
     print(json.dumps(evaluate_masks(p, g, gt.spacing, args.tolerance)))
+    return 0
+
+
+def cmd_train_fewshot(args) -> int:
+    from .io import read_volume
+    from .methods import FewShot, run_task
+
+    volume = read_volume(args.image)
+    labels = read_volume(args.labels)
+    if labels.shape != volume.shape:
+        raise SamedError(f"LABELS shape {labels.shape} does not match IMAGE shape {volume.shape}")
+    bad = [z for z in args.slices if not 0 <= z < volume.shape[0]]
+    if bad:
+        raise SamedError(f"slice {bad[0]} is outside the volume (0..{volume.shape[0] - 1})")
+    annotations = {z: labels.data[z].copy() for z in args.slices}
+    del labels
+    backbone, embeddings = _embeddings(args, volume)
+    method = FewShot(backbone)
+    bar, update = _progress_bar("train fewshot")
+    with bar:
+        losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations), update)
+    method.save(args.output)
+    print(f"napari-samed: {len(losses)} iterations, final loss {losses[-1]:.4f}", file=sys.stderr)
+    print(args.output)
     return 0
 
 
@@ -195,10 +250,15 @@ COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed
             "demo": cmd_demo}
 
 
+TRAINERS = {"fewshot": cmd_train_fewshot}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "train":
+            return TRAINERS[args.method](args)
         return COMMANDS[args.command](args)
     except SamedError as exc:
         print(f"napari-samed: error: {exc}", file=sys.stderr)

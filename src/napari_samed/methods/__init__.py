@@ -1,12 +1,14 @@
 """Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets."""
 
 from .base import METHODS, Method, Progress, Task, get_method, register, run_task
+from .fewshot import FewShot
 from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
 from .zero_shot import ZeroShot
 
 __all__ = [
     "METHODS",
     "BoxPrompt3D",
+    "FewShot",
     "Method",
     "Progress",
     "Prompt",

@@ -41,9 +41,14 @@ def run_task(task: Task[T], callback: Callable[[Progress], None] | None = None) 
 
 
 class Method(Protocol):
-    """A segmentation method: ``segment`` turns embeddings and prompts into a label volume (z, y, x)."""
+    """A segmentation method: ``segment`` turns embeddings and prompts into a label volume (z, y, x).
+
+    Untrained methods are built from a backbone, ``Method(backbone)``; trained ones (``trained = True``) from
+    their checkpoint, ``Method.open(path, device)``, which also loads the backbone they were trained on.
+    """
 
     name: ClassVar[str]
+    trained: ClassVar[bool]
 
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt]) -> Task[np.ndarray]: ...
 

@@ -78,6 +78,7 @@ class ZeroShot:
     """Prompted segmentation with the backbone's pretrained decoder."""
 
     name = "zero-shot"
+    trained = False
 
     def __init__(self, backbone: Backbone):
         self.backbone = backbone

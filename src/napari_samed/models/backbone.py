@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,15 +42,18 @@ class Decoded:
 class Backbone:
     """A SAM-family model on a device: ``encode`` slices to embeddings, ``decode`` prompts against one.
 
-    ``weights_id`` identifies the weights (SHA-256 of the checkpoint file) for embedding caches and checkpoints.
+    ``weights_id`` identifies the weights (SHA-256 of the checkpoint file) for embedding caches and checkpoints;
+    ``weights_path`` is the file they came from, when known.
     Coordinates in and out are slice pixels, boxes ``(y0, x0, y1, x1)``, points ``(y, x)``.
     """
 
-    def __init__(self, spec: BackboneSpec, model: nn.Module, weights_id: str, device: str = "auto"):
+    def __init__(self, spec: BackboneSpec, model: nn.Module, weights_id: str, device: str = "auto",
+                 weights_path: str | None = None):
         self.spec = spec
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.weights_id = weights_id
+        self.weights_path = weights_path
 
     @property
     def name(self) -> str:
@@ -113,4 +117,4 @@ def load_backbone(name: str = "lite-medsam", checkpoint: str | os.PathLike | Non
     state = read_state_dict(checkpoint, spec)
     model = spec.build()
     load_weights(model, state, checkpoint, spec)
-    return Backbone(spec, model, file_sha256(checkpoint), device)
+    return Backbone(spec, model, file_sha256(checkpoint), device, str(Path(checkpoint).resolve()))

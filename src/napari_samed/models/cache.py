@@ -57,6 +57,7 @@ class VolumeEmbeddings:
                  cache_dir: str | os.PathLike | None | bool = None, memory_slices: int = 64):
         self.data = volume.data if isinstance(volume, Volume) else np.asarray(volume)
         self.backbone = backbone
+        self.window_spec = window
         self.window = resolve_window(window, self.data)
         self.key = self._key()
         self.dir = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / self.key
