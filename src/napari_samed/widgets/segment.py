@@ -6,17 +6,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from napari.layers import Image, Labels, Points, Shapes
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
-from ..methods.base import Progress
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import GEOMETRY_KEY
+from .tasks import TaskRunner
 
 if TYPE_CHECKING:
     import napari
@@ -44,7 +43,6 @@ class SegmentWidget(QWidget):
         self.sessions: dict[int, InteractiveSession] = {}
         self.results: dict[int, Labels] = {}
         self.prompts: dict[int, tuple[Points, Shapes]] = {}
-        self.worker = None
         self.positive = True
         self._pending_auto = False
 
@@ -59,16 +57,15 @@ class SegmentWidget(QWidget):
         self.new_button = PushButton(text="New object")
         self.undo_button = PushButton(text="Undo")
         self.embed_button = PushButton(text="Embed volume")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.tasks = TaskRunner()
+        self.progress, self.status = self.tasks.progress, self.tasks.status
         self.form = Container(widgets=[
             self.image, self.model, self.checkpoint, self.device, self.window, self.auto,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
-            Container(widgets=[self.embed_button, self.cancel_button], layout="horizontal", labels=False),
+            Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),
             self.status,
         ])
-        self.progress = QProgressBar()
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.progress)
@@ -80,7 +77,6 @@ class SegmentWidget(QWidget):
         self.new_button.clicked.connect(self.new_object)
         self.undo_button.clicked.connect(self.undo)
         self.embed_button.clicked.connect(self.embed)
-        self.cancel_button.clicked.connect(self.cancel)
         self.image.changed.connect(self._on_image)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
@@ -238,10 +234,6 @@ class SegmentWidget(QWidget):
             points.current_face_color = POSITIVE if self.positive else NEGATIVE
         self.status.value = "new points are " + ("positive" if self.positive else "negative")
 
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
-
     def _on_prompts(self, event=None) -> None:
         if getattr(event, "action", "added") in ("adding", "removing", "changing"):
             return  # napari announces each edit twice: act once it is done
@@ -253,15 +245,22 @@ class SegmentWidget(QWidget):
                     points.face_color = list(colors)
         if not self.auto.value:
             return
-        if self.worker is not None:
+        if self.tasks.busy:
             self._pending_auto = True
             return
         self.segment_slice()
 
     # -- workers -------------------------------------------------------------------------------------------
+    @property
+    def worker(self):
+        return self.tasks.worker
+
+    def cancel(self) -> None:
+        self.tasks.cancel()
+
     def _start(self, plan, apply: bool) -> None:
         """Validate on the GUI thread, then run the task in a worker; apply its masks when it returns."""
-        if self.worker is not None:
+        if self.tasks.busy:
             show_info("busy: wait for the running task or cancel it")
             return
         try:
@@ -278,26 +277,8 @@ class SegmentWidget(QWidget):
             return (yield from task)
 
         label = session.current_label
-        self.progress.setRange(0, total)
-        self.progress.setValue(0)
-        self.status.value = desc
-        self.cancel_button.enabled = True
-        self.worker = create_worker(run, _progress={"total": total, "desc": desc}, _start_thread=False,
-                                    _ignore_errors=True)
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.errored.connect(self._on_error)
-        if apply:
-            self.worker.returned.connect(lambda masks: self._apply(image, masks, label))
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
-
-    def _on_progress(self, step: Progress) -> None:
-        self.progress.setRange(0, max(step.total, 1))
-        self.progress.setValue(step.done)
-        self.status.value = step.message
-
-    def _on_error(self, exc: Exception) -> None:
-        show_error(str(exc) if isinstance(exc, SamedError) else f"{type(exc).__name__}: {exc}")
+        returned = (lambda masks: self._apply(image, masks, label)) if apply else None
+        self.tasks.start(run, total, desc, returned, finished=self._on_finished)
 
     def _apply(self, image: Image, masks, label: int) -> None:
         self.sessions[id(image)].apply(masks, label)
@@ -311,8 +292,6 @@ class SegmentWidget(QWidget):
         layer.refresh()
 
     def _on_finished(self) -> None:
-        self.worker = None
-        self.cancel_button.enabled = False
         if self._pending_auto:
             self._pending_auto = False
             self.segment_slice()
