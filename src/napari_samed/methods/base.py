@@ -17,11 +17,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Progress:
-    """One step of a long task: ``done`` of ``total`` units, with a short description."""
+    """One step of a long task: ``done`` of ``total`` units, a short description and, for training steps, the
+    loss."""
 
     done: int
     total: int
     message: str = ""
+    loss: float | None = None
 
 
 #: A long computation: a generator that yields `Progress` and returns its result. napari's thread workers

@@ -157,7 +157,8 @@ class FewShot:
             loss.backward()
             optimiser.step()
             losses.append(loss.item())
-            yield Progress(to_embed + it + 1, total, f"iteration {it + 1}/{iterations}, loss {losses[-1]:.4f}")
+            yield Progress(to_embed + it + 1, total, f"iteration {it + 1}/{iterations}, loss {losses[-1]:.4f}",
+                           losses[-1])
         self.decoder.eval()
         return losses
 

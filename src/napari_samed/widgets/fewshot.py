@@ -1,0 +1,255 @@
+"""The Few-shot workbench: paint a few slices, train the decoder in the background, segment the volume."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ..errors import SamedError
+from ..interactive import InteractiveSession
+from ..methods.base import Progress
+from ..methods.fewshot import FewShot
+from ..models import BACKBONES, DEFAULT_BACKBONE, VolumeEmbeddings
+from ..napari_io import GEOMETRY_KEY
+from .tasks import TaskRunner
+
+if TYPE_CHECKING:
+    import napari
+
+
+class LossPlot(FigureCanvasQTAgg):
+    """A small live training-loss curve."""
+
+    def __init__(self):
+        figure = Figure(figsize=(3, 1.8), tight_layout=True)
+        super().__init__(figure)
+        self.axes = figure.add_subplot()
+        self.axes.set_xlabel("iteration")
+        self.axes.set_ylabel("loss")
+        (self.line,) = self.axes.plot([], [])
+        self.losses: list[float] = []
+
+    def reset(self) -> None:
+        self.losses = []
+        self._redraw()
+
+    def add(self, loss: float) -> None:
+        self.losses.append(loss)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.line.set_data(np.arange(1, len(self.losses) + 1), self.losses)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.draw_idle()
+
+
+class FewShotWidget(QWidget):
+    """Train the few-shot decoder on the labelled slices of a Labels layer and segment the whole volume."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, cache_dir: str | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.cache_dir = cache_dir
+        self.sessions: dict[int, InteractiveSession] = {}
+        self.method: FewShot | None = None
+
+        self.image = ComboBox(label="image", choices=self._choices(Image), nullable=True)
+        self.labels = ComboBox(label="labels", choices=self._choices(Labels), nullable=True,
+                               tooltip="the Labels layer you painted a few slices in")
+        self.model = ComboBox(label="model", choices=list(BACKBONES), value=DEFAULT_BACKBONE)
+        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt", value="")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
+        self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
+                                  tooltip="0: the paper's 50/80/100 for 5/20/50 shots")
+        self.found = Label(value="no labelled slices")
+        self.train_button = PushButton(text="Train")
+        self.segment_button = PushButton(text="Segment volume")
+        self.save_button = PushButton(text="Save model")
+        self.load_button = PushButton(text="Load model")
+        self.plot = LossPlot()
+        self.tasks = TaskRunner(on_step=self._on_step)
+        self.form = Container(widgets=[
+            self.image, self.labels, self.model, self.checkpoint, self.device, self.window, self.iterations,
+            self.found,
+            Container(widgets=[self.train_button, self.tasks.cancel_button], layout="horizontal", labels=False),
+            Container(widgets=[self.segment_button], layout="horizontal", labels=False),
+            Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False),
+            self.tasks.status,
+        ])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.tasks.progress)
+        layout.addWidget(self.plot)
+
+        self.train_button.clicked.connect(self.train)
+        self.segment_button.clicked.connect(self.segment_volume)
+        self.save_button.clicked.connect(lambda: self._ask_path(save=True))
+        self.load_button.clicked.connect(lambda: self._ask_path(save=False))
+        self.labels.changed.connect(self._watch_labels)
+        self.viewer.layers.events.inserted.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._refresh)
+
+    # -- layers --------------------------------------------------------------------------------------------
+    def _choices(self, kind):
+        return lambda _widget=None: [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, kind)]
+
+    def _refresh(self, _event=None) -> None:
+        self.image.reset_choices()
+        self.labels.reset_choices()
+
+    def _watch_labels(self, layer: Labels | None) -> None:
+        if layer is not None:
+            layer.events.paint.connect(self.update_found)
+            layer.events.data.connect(self.update_found)
+        self.update_found()
+
+    def annotations(self) -> dict[int, np.ndarray]:
+        """The painted slices of the chosen Labels layer: {slice index: label plane}."""
+        layer = self.labels.value
+        if layer is None:
+            return {}
+        data = np.asarray(layer.data)
+        return {int(z): data[z].copy() for z in np.flatnonzero(data.reshape(len(data), -1).any(axis=1))}
+
+    def update_found(self, _event=None) -> None:
+        found = self.annotations()
+        if not found:
+            self.found.value = "no labelled slices"
+            return
+        values = sorted({int(v) for plane in found.values() for v in np.unique(plane) if v})
+        self.found.value = f"slices {', '.join(map(str, found))}\nlabels {', '.join(map(str, values))}"
+
+    @property
+    def worker(self):
+        return self.tasks.worker
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def _image(self) -> Image:
+        layer = self.image.value
+        if layer is None:
+            raise SamedError("choose an image layer first")
+        if layer.rgb or layer.ndim != 3:
+            raise SamedError(f"layer {layer.name!r} is {layer.ndim}D; few-shot training needs a 3D volume (z, y, x)")
+        return layer
+
+    def _guard(self) -> bool:
+        if self.tasks.busy:
+            show_info("busy: wait for the running task or cancel it")
+            return False
+        return True
+
+    def train(self) -> None:
+        """Fine-tune a new decoder on the painted slices (a worker); the current model stays until it is done."""
+        if not self._guard():
+            return
+        try:
+            image = self._image()
+            labels = self.labels.value
+            if labels is None:
+                raise SamedError("choose the Labels layer with your painted slices")
+            if labels.data.shape != image.data.shape:
+                raise SamedError(f"labels layer shape {labels.data.shape} does not match the image {image.data.shape}")
+            annotations = self.annotations()
+            if not annotations:
+                raise SamedError(f"nothing painted in {labels.name!r}: label a few slices first")
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        session = self.sessions.setdefault(id(image), InteractiveSession(np.asarray(image.data), self.cache_dir))
+        checkpoint = str(self.checkpoint.value) if str(self.checkpoint.value) not in ("", ".") else None
+        settings = {"model": self.model.value, "checkpoint": checkpoint, "device": self.device.value,
+                    "window": self.window.value}
+        iterations = self.iterations.value or None
+
+        def run():
+            embeddings = session.configure(**settings)
+            method = FewShot(embeddings.backbone)
+            yield from method.fit(embeddings, annotations, iterations=iterations)
+            return method
+
+        self.plot.reset()
+        self.tasks.start(run, len(annotations) + (iterations or 50), "training", returned=self._trained)
+
+    def _trained(self, method: FewShot) -> None:
+        self.method = method
+        self.tasks.status.value = f"trained: labels {method.labels}, final loss {self.plot.losses[-1]:.4f}"
+
+    def _on_step(self, step: Progress) -> None:
+        if step.loss is not None:
+            self.plot.add(step.loss)
+
+    def segment_volume(self) -> None:
+        """Segment every slice with the trained decoder into a new Labels layer (a worker)."""
+        if not self._guard():
+            return
+        try:
+            image = self._image()
+            if self.method is None:
+                raise SamedError("no few-shot model: train one or load a saved one first")
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        method, cache_dir = self.method, self.cache_dir
+
+        def run():
+            embeddings = VolumeEmbeddings(np.asarray(image.data), method.backbone, method.window, cache_dir)
+            return (yield from method.segment(embeddings))
+
+        self.tasks.start(run, image.data.shape[0], "segmenting the volume",
+                         returned=lambda labels: self._show(image, labels))
+
+    def _show(self, image: Image, labels: np.ndarray) -> None:
+        name = f"{image.name} fewshot"
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Labels):
+            self.viewer.layers[name].data = labels
+        else:
+            metadata = {GEOMETRY_KEY: image.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in image.metadata else {}
+            self.viewer.add_labels(labels, name=name, scale=image.scale, metadata=metadata)
+        self.tasks.status.value = f"segmented {labels.shape[0]} slices"
+
+    def save_model(self, path: str) -> None:
+        try:
+            if self.method is None:
+                raise SamedError("no trained model to save")
+            self.method.save(path)
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        self.tasks.status.value = f"saved {path}"
+
+    def load_model(self, path: str) -> None:
+        """Load a saved model with the backbone it was trained on (a worker)."""
+        if not self._guard():
+            return
+        device = self.device.value
+
+        def run():
+            yield Progress(0, 1, f"loading {path}")
+            return FewShot.open(path, device)
+
+        self.tasks.start(run, 1, "loading model", returned=self._loaded)
+
+    def _loaded(self, method: FewShot) -> None:
+        self.method = method
+        self.model.value = method.backbone.name
+        self.tasks.status.value = f"loaded: labels {method.labels} on {method.backbone.name}"
+
+    def _ask_path(self, save: bool) -> None:
+        pattern = "few-shot model (*.ckpt *.pt)"
+        if save:
+            path, _ = QFileDialog.getSaveFileName(self, "Save few-shot model", "fewshot.ckpt", pattern)
+            if path:
+                self.save_model(path)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Load few-shot model", "", pattern)
+            if path:
+                self.load_model(path)

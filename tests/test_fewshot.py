@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+from conftest import dice
+
+from napari_samed import SamedError
+from napari_samed.cli import main
+from napari_samed.methods import FewShot, run_task
+from napari_samed.methods.fewshot import FewShotDecoder, target_embeddings
+from napari_samed.models import VolumeEmbeddings
+
+SHOTS = [16, 24, 32, 40, 48]
+
+
+@pytest.fixture(scope="module")
+def trained(phantom, lite, cache_dir):
+    volume, labels = phantom
+    organ = (labels > 0).astype(np.uint8)
+    emb = VolumeEmbeddings(volume, lite, "ct", cache_dir)
+    method = FewShot(lite)
+    steps = []
+    losses = run_task(method.fit(emb, {z: organ[z] for z in SHOTS}), steps.append)
+    return method, emb, organ, losses, steps
+
+
+@pytest.mark.slow
+def test_five_labelled_slices_segment_the_rest_of_the_organ(trained, tmp_path):
+    method, emb, organ, losses, steps = trained
+    assert len(losses) == 50 and np.mean(losses[-5:]) < 0.5 * losses[0]
+    assert [s.loss for s in steps if s.loss is not None] == losses
+    pred = run_task(method.segment(emb))
+    others = [z for z in range(organ.shape[0]) if z not in SHOTS]
+    assert dice(pred[others] > 0, organ[others] > 0) >= 0.90
+    again = FewShot.load(method.save(tmp_path / "organ.ckpt"), emb.backbone)
+    np.testing.assert_array_equal(run_task(again.segment(emb)), pred)
+    assert again.window == "ct" and again.labels == [1]
+
+
+def test_target_embedding_is_the_masked_mean():
+    emb = torch.zeros(1, 256, 64, 64)
+    emb[0, :, :32] = 1.0  # top half of the embedding grid
+    mask = np.zeros((1, 128, 128), bool)
+    mask[0, :64] = True  # top half of the slice
+    np.testing.assert_allclose(target_embeddings(emb, mask).numpy(), 1.0, atol=1e-6)
+    mask[0] = False
+    mask[0, 64:] = True
+    np.testing.assert_allclose(target_embeddings(emb, mask).numpy(), 0.0, atol=1e-6)
+
+
+def test_decoder_shapes_and_pretrained_start(tiny_backbone):
+    decoder = FewShotDecoder(tiny_backbone, num_labels=2)
+    out = decoder(torch.randn(3, 256, 64, 64), [torch.randn(5, 256), torch.randn(2, 256)])
+    assert out.shape == (3, 2, 2, 256, 256)
+    torch.testing.assert_close(out[:, :, 0], -out[:, :, 1])  # background starts as the negated foreground
+    trainable = {n.split(".")[0] for n, p in decoder.named_parameters() if p.requires_grad}
+    assert trainable == {"transformer", "hypernetworks", "queries"}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "labels", "message"),
+    [
+        ({}, None, "no labelled slice"),
+        ({1: np.zeros((20, 20), np.uint8)}, None, "hold no label"),
+        ({1: np.ones((20, 20), np.uint8)}, [2], "label 2 appears on none of the labelled slices"),
+        ({9: np.ones((20, 20), np.uint8)}, None, "slice 9 is outside the volume"),
+        ({1: np.ones((20, 21), np.uint8)}, None, "labels of slice 1 have shape"),
+    ],
+)
+def test_bad_training_input(tiny_backbone, annotations, labels, message):
+    emb = VolumeEmbeddings(np.zeros((5, 20, 20), np.float32), tiny_backbone, "0,1", cache_dir=False)
+    with pytest.raises(SamedError, match=message):
+        run_task(FewShot(tiny_backbone).fit(emb, annotations, labels))
+    assert tiny_backbone.encoded == 0
+
+
+def test_checkpoint_of_another_backbone_is_refused(tiny_backbone, lite, tmp_path):
+    emb = VolumeEmbeddings(np.random.default_rng(0).random((3, 20, 20), np.float32), tiny_backbone, "0,1", False)
+    method = FewShot(tiny_backbone)
+    plane = np.zeros((20, 20), np.uint8)
+    plane[5:15, 5:15] = 1
+    run_task(method.fit(emb, {1: plane}, iterations=2))
+    path = method.save(tmp_path / "tiny.ckpt")
+    with pytest.raises(SamedError, match="was trained on tiny-test .* not on the loaded lite-medsam"):
+        FewShot.load(path, lite)
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    with pytest.raises(SamedError, match="truncated or not a checkpoint"):
+        FewShot.load(tmp_path / "junk.ckpt", lite)
+
+
+def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
+    from napari_samed import Volume, read_volume, write_labels
+    from napari_samed.io import write_volume
+
+    volume, labels = phantom
+    small = Volume(volume.data[28:36], spacing=volume.spacing)
+    write_volume(small.data, tmp_path / "ct.nii.gz", small)
+    write_labels(labels[28:36], tmp_path / "labels.nii.gz", small)
+    ckpt = tmp_path / "fs.ckpt"
+    args = ["train", "fewshot", tmp_path / "ct.nii.gz", tmp_path / "labels.nii.gz", "-o", ckpt,
+            "--slices", "2,5", "--labels", "1,2", "--iterations", "3", "--window", "ct", "--cache", cache_dir]
+    assert main([str(a) for a in args]) == 0
+    assert "3 iterations" in capsys.readouterr().err
+    out = tmp_path / "seg.nii.gz"
+    assert main(["segment", str(tmp_path / "ct.nii.gz"), "--method", "fewshot", "--checkpoint", str(ckpt),
+                 "-o", str(out), "--cache", str(cache_dir)]) == 0
+    assert read_volume(out).shape == small.shape
+    assert main(["segment", str(tmp_path / "ct.nii.gz"), "--method", "fewshot", "-o", str(out)]) == 2
+    assert "needs its trained checkpoint" in capsys.readouterr().err
+    bad = ["train", "fewshot", str(tmp_path / "ct.nii.gz"), str(tmp_path / "labels.nii.gz"), "-o", str(ckpt),
+           "--slices", "2,99"]
+    assert main(bad) == 2
+    assert "slice 99 is outside the volume" in capsys.readouterr().err

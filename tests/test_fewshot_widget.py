@@ -1,0 +1,95 @@
+"""The Few-shot workbench end to end in napari, with the real LiteMedSAM."""
+
+import numpy as np
+import pytest
+from conftest import ROOT, dice
+
+from napari_samed.phantom import make_phantom
+from napari_samed.widgets import fewshot as fewshot_module
+from napari_samed.widgets import tasks as tasks_module
+from napari_samed.widgets.fewshot import FewShotWidget
+
+SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
+SHOTS = [16, 24, 32, 40, 48]
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(fewshot_module, "show_error", shown.append)
+    monkeypatch.setattr(tasks_module, "show_error", shown.append)
+    return shown
+
+
+def _finish(qtbot, widget, timeout=300_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_paint_train_cancel_segment_save_reload(make_napari_viewer, qtbot, cache_dir, tmp_path, errors):
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
+    painted = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="my labels", scale=image.scale)
+    widget = FewShotWidget(viewer, cache_dir=str(cache_dir))
+    viewer.window.add_dock_widget(widget)
+    widget.image.value, widget.labels.value = image, painted
+    _, reference = make_phantom(0)
+    organ = reference > 0
+    for z in SHOTS:  # the user paints five slices
+        painted.data[z][organ[z]] = 1
+    painted.refresh()
+    widget.update_found()
+    assert widget.found.value.startswith("slices 16, 24, 32, 40, 48") and "labels 1" in widget.found.value
+
+    progress = []
+    widget.train()
+    widget.worker.yielded.connect(lambda step: progress.append(widget.tasks.progress.value()))
+    _finish(qtbot, widget)
+    assert len(widget.plot.losses) == 50 and len(widget.plot.line.get_xdata()) == 50  # the paper's default
+    assert progress == sorted(progress) and progress[-1] >= 50
+    first = widget.method
+    assert first is not None and not errors
+
+    widget.iterations.value = 500
+    widget.train()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 3, timeout=60_000)
+    widget.tasks.cancel()
+    _finish(qtbot, widget, timeout=60_000)
+    assert 3 <= len(widget.plot.losses) < 500 and widget.method is first and not errors
+
+    widget.segment_volume()
+    _finish(qtbot, widget)
+    result = viewer.layers["sample_ct fewshot"].data
+    assert result.shape == image.data.shape and painted.data[SHOTS].any()
+    assert dice(result[30] > 0, organ[30]) > 0.8  # volume accuracy is tested headless (test_fewshot.py)
+
+    widget.save_model(str(tmp_path / "organ.ckpt"))
+    widget.method = None
+    widget.load_model(str(tmp_path / "organ.ckpt"))
+    _finish(qtbot, widget)
+    widget.segment_volume()
+    _finish(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["sample_ct fewshot"].data, result)
+    assert not errors
+
+
+def test_bad_input_is_reported(make_napari_viewer, errors):
+    viewer = make_napari_viewer()
+    widget = FewShotWidget(viewer)
+    widget.train()
+    assert "choose an image layer" in errors[-1]
+    image = viewer.add_image(np.zeros((4, 16, 16)), name="ct")
+    widget.image.value = image
+    widget.train()
+    assert "choose the Labels layer" in errors[-1]
+    widget.labels.value = viewer.add_labels(np.zeros((4, 16, 16), np.uint8), name="empty")
+    widget.train()
+    assert "nothing painted in 'empty'" in errors[-1]
+    widget.labels.value = viewer.add_labels(np.ones((3, 16, 16), np.uint8), name="short")
+    widget.train()
+    assert "does not match the image" in errors[-1]
+    widget.segment_volume()
+    assert "no few-shot model" in errors[-1]
+    widget.save_model("x.ckpt")
+    assert "no trained model to save" in errors[-1]
+    assert widget.worker is None
