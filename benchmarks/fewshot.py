@@ -1,0 +1,66 @@
+"""Few-shot decoder on the CPU: training time (embeddings cached) and segmentation time per slice, and accuracy.
+
+    python benchmarks/fewshot.py [--data ../shared/data/deeplesion]
+
+Sample volume: 5 labelled organ slices, DSC on the other 59. DeepLesion: for each case, 3 labelled lesion slices
+(spread over the lesion's slices as in checks/cli_contract.sh), DSC on the other slices. Prints markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_samed import read_volume
+from napari_samed.methods import FewShot, run_task
+from napari_samed.models import VolumeEmbeddings, load_backbone
+from napari_samed.phantom import make_phantom
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
+
+
+def _run(backbone, embeddings: VolumeEmbeddings, truth: np.ndarray, shots: list[int]) -> tuple[float, float, float]:
+    """(training seconds, segmentation seconds per slice, DSC on the unlabelled slices)."""
+    list(embeddings.compute())  # embedding is not part of the timings
+    method = FewShot(backbone)
+    start = time.perf_counter()
+    run_task(method.fit(embeddings, {z: truth[z].astype(np.uint8) for z in shots}))
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = run_task(method.segment(embeddings))
+    per_slice = (time.perf_counter() - start) / len(pred)
+    others = [z for z in range(len(truth)) if z not in shots]
+    return train, per_slice, _dice(pred[others] > 0, truth[others])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/deeplesion")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "napari-samed-bench")
+    args = parser.parse_args()
+    backbone = load_backbone(device="cpu")
+    volume, labels = make_phantom(0)
+    rows = [("sample organ, 5 shots", *_run(backbone, VolumeEmbeddings(volume, backbone, "ct", args.cache),
+                                             labels > 0, [16, 24, 32, 40, 48]))]
+    for image in sorted(args.data.glob("CT_Lesion_*_img_uint8.nii.gz")):
+        truth = read_volume(str(image).replace("_img_uint8", "_label")).data > 0
+        zs = np.flatnonzero(truth.any(axis=(1, 2)))
+        shots = [int(zs[int(round(i))]) for i in np.linspace(1, len(zs) - 2, 3)]
+        emb = VolumeEmbeddings(read_volume(image), backbone, "auto", args.cache)
+        rows.append((f"{image.name[:30]}, 3 shots {shots}", *_run(backbone, emb, truth, shots)))
+
+    print("| case | training, s (50 iterations) | segmentation, s per slice | DSC, unlabelled slices |")
+    print("|---|---|---|---|")
+    for name, train, per_slice, dsc in rows:
+        print(f"| {name} | {train:.1f} | {per_slice:.3f} | {dsc:.3f} |")
+    print(f"| mean of the DeepLesion cases | | | {np.mean([r[3] for r in rows[1:]]):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
