@@ -82,3 +82,14 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """The error notifications the widgets show, instead of showing them."""
+    from napari_samed.widgets import fewshot, segment, tasks
+
+    shown = []
+    for module in (fewshot, segment, tasks):
+        monkeypatch.setattr(module, "show_error", shown.append)
+    return shown

@@ -5,20 +5,10 @@ import pytest
 from conftest import ROOT, dice
 
 from napari_samed.phantom import make_phantom
-from napari_samed.widgets import fewshot as fewshot_module
-from napari_samed.widgets import tasks as tasks_module
 from napari_samed.widgets.fewshot import FewShotWidget
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
 SHOTS = [16, 24, 32, 40, 48]
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(fewshot_module, "show_error", shown.append)
-    monkeypatch.setattr(tasks_module, "show_error", shown.append)
-    return shown
 
 
 def _finish(qtbot, widget, timeout=300_000):

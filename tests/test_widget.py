@@ -10,20 +10,10 @@ from scipy import ndimage
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.napari_io import GEOMETRY_KEY
 from napari_samed.phantom import LESION, make_phantom
-from napari_samed.widgets import segment as segment_module
-from napari_samed.widgets import tasks as tasks_module
 from napari_samed.widgets.segment import SegmentWidget
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
 Z = 32
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(segment_module, "show_error", shown.append)
-    monkeypatch.setattr(tasks_module, "show_error", shown.append)
-    return shown
 
 
 @pytest.fixture

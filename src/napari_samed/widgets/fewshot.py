@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
@@ -16,8 +16,9 @@ from ..errors import SamedError
 from ..interactive import InteractiveSession
 from ..methods.base import Progress
 from ..methods.fewshot import FewShot
-from ..models import BACKBONES, DEFAULT_BACKBONE, VolumeEmbeddings
+from ..models import VolumeEmbeddings
 from ..napari_io import GEOMETRY_KEY
+from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -61,12 +62,11 @@ class FewShotWidget(QWidget):
         self.sessions: dict[int, InteractiveSession] = {}
         self.method: FewShot | None = None
 
-        self.image = ComboBox(label="image", choices=self._choices(Image), nullable=True)
-        self.labels = ComboBox(label="labels", choices=self._choices(Labels), nullable=True,
+        self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
+        self.labels = ComboBox(label="labels", choices=layer_choices(self.viewer, Labels), nullable=True,
                                tooltip="the Labels layer you painted a few slices in")
-        self.model = ComboBox(label="model", choices=list(BACKBONES), value=DEFAULT_BACKBONE)
-        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt", value="")
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.fields = ModelFields()
+        self.model, self.checkpoint, self.device = self.fields.widgets
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
                                   tooltip="0: the paper's 50/80/100 for 5/20/50 shots")
@@ -99,9 +99,6 @@ class FewShotWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._refresh)
 
     # -- layers --------------------------------------------------------------------------------------------
-    def _choices(self, kind):
-        return lambda _widget=None: [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, kind)]
-
     def _refresh(self, _event=None) -> None:
         self.image.reset_choices()
         self.labels.reset_choices()
@@ -134,12 +131,7 @@ class FewShotWidget(QWidget):
 
     # -- actions -------------------------------------------------------------------------------------------
     def _image(self) -> Image:
-        layer = self.image.value
-        if layer is None:
-            raise SamedError("choose an image layer first")
-        if layer.rgb or layer.ndim != 3:
-            raise SamedError(f"layer {layer.name!r} is {layer.ndim}D; few-shot training needs a 3D volume (z, y, x)")
-        return layer
+        return chosen_volume(self.image, "few-shot training")
 
     def _guard(self) -> bool:
         if self.tasks.busy:
@@ -165,9 +157,7 @@ class FewShotWidget(QWidget):
             show_error(str(exc))
             return
         session = self.sessions.setdefault(id(image), InteractiveSession(np.asarray(image.data), self.cache_dir))
-        checkpoint = str(self.checkpoint.value) if str(self.checkpoint.value) not in ("", ".") else None
-        settings = {"model": self.model.value, "checkpoint": checkpoint, "device": self.device.value,
-                    "window": self.window.value}
+        settings = {**self.fields.settings(), "window": self.window.value}
         iterations = self.iterations.value or None
 
         def run():

@@ -6,15 +6,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
-from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import GEOMETRY_KEY
+from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -46,10 +46,9 @@ class SegmentWidget(QWidget):
         self.positive = True
         self._pending_auto = False
 
-        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
-        self.model = ComboBox(label="model", choices=list(BACKBONES), value=DEFAULT_BACKBONE)
-        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt", value="")
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
+        self.fields = ModelFields()
+        self.model, self.checkpoint, self.device = self.fields.widgets
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr", LAYER_WINDOW], value="auto")
         self.auto = CheckBox(text="segment as prompts change", value=True)
         self.segment_button = PushButton(text="Segment slice")
@@ -83,9 +82,6 @@ class SegmentWidget(QWidget):
         self._on_image(self.image.value)
 
     # -- layers --------------------------------------------------------------------------------------------
-    def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
-        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
-
     def _refresh_images(self, _event=None) -> None:
         self.image.reset_choices()
 
@@ -140,20 +136,21 @@ class SegmentWidget(QWidget):
 
     # -- reading the GUI -----------------------------------------------------------------------------------
     def _chosen_image(self) -> Image:
-        layer = self.image.value
-        if layer is None:
-            raise SamedError("choose an image layer first (open a volume or File > Open Sample > napari-samed)")
-        if layer.rgb or layer.ndim != 3:
-            raise SamedError(f"layer {layer.name!r} is {layer.ndim}D; the Segment widget needs a 3D volume (z, y, x)")
-        return layer
+        return chosen_volume(self.image, "the Segment widget")
+
+    def _image_or_report(self) -> Image | None:
+        try:
+            return self._chosen_image()
+        except SamedError as exc:
+            show_error(str(exc))
+            return None
 
     def current_slice(self, image: Image) -> int:
         return int(round(image.world_to_data(self.viewer.dims.point)[0]))
 
     def _settings(self, image: Image) -> dict:
-        checkpoint = str(self.checkpoint.value) if str(self.checkpoint.value) not in ("", ".") else None
         window = tuple(image.contrast_limits) if self.window.value == LAYER_WINDOW else self.window.value
-        return {"model": self.model.value, "checkpoint": checkpoint, "device": self.device.value, "window": window}
+        return {**self.fields.settings(), "window": window}
 
     def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
         """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
@@ -203,10 +200,8 @@ class SegmentWidget(QWidget):
         self._start(plan, apply=False)
 
     def new_object(self) -> None:
-        try:
-            image = self._chosen_image()
-        except SamedError as exc:
-            show_error(str(exc))
+        image = self._image_or_report()
+        if image is None:
             return
         label = self.session(image).new_object()
         self.result_layer(image).selected_label = label
@@ -217,10 +212,8 @@ class SegmentWidget(QWidget):
         self.status.value = f"object {label}"
 
     def undo(self) -> None:
-        try:
-            image = self._chosen_image()
-        except SamedError as exc:
-            show_error(str(exc))
+        image = self._image_or_report()
+        if image is None:
             return
         if self.session(image).undo():
             self._show(image)

@@ -1,0 +1,43 @@
+"""Form pieces the widgets share: layer choices, the model fields and the 3D image check."""
+
+from __future__ import annotations
+
+from magicgui.widgets import ComboBox, FileEdit
+from napari.layers import Image
+
+from ..errors import SamedError
+from ..models import BACKBONES, DEFAULT_BACKBONE
+
+
+def layer_choices(viewer, kind: type):
+    """A magicgui ``choices`` callable listing the viewer's layers of one kind by name."""
+    return lambda _widget=None: [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
+
+
+class ModelFields:
+    """Model, checkpoint file and device fields; ``settings()`` gives them as `InteractiveSession.configure` takes."""
+
+    def __init__(self):
+        self.model = ComboBox(label="model", choices=list(BACKBONES), value=DEFAULT_BACKBONE)
+        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt", value="",
+                                   tooltip="weights file for models other than lite-medsam")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+
+    @property
+    def widgets(self) -> list:
+        return [self.model, self.checkpoint, self.device]
+
+    def settings(self) -> dict:
+        path = str(self.checkpoint.value)
+        return {"model": self.model.value, "checkpoint": path if path not in ("", ".") else None,
+                "device": self.device.value}
+
+
+def chosen_volume(combo: ComboBox, purpose: str) -> Image:
+    """The image layer chosen in ``combo``; `SamedError` unless it is a 3D single-channel volume."""
+    layer = combo.value
+    if layer is None:
+        raise SamedError("choose an image layer first (open a volume or File > Open Sample > napari-samed)")
+    if layer.rgb or layer.ndim != 3:
+        raise SamedError(f"layer {layer.name!r} is {layer.ndim}D; {purpose} needs a 3D volume (z, y, x)")
+    return layer
