@@ -25,10 +25,13 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
 
 
-def _run(backbone, embeddings: VolumeEmbeddings, truth: np.ndarray, shots: list[int]) -> tuple[float, float, float]:
+def _run(backbone, embeddings: VolumeEmbeddings, truth: np.ndarray, shots: list[int],
+         presence: float | None) -> tuple[float, float, float]:
     """(training seconds, segmentation seconds per slice, DSC on the unlabelled slices)."""
     list(embeddings.compute())  # embedding is not part of the timings
     method = FewShot(backbone)
+    if presence is not None:
+        method.presence = presence
     start = time.perf_counter()
     run_task(method.fit(embeddings, {z: truth[z].astype(np.uint8) for z in shots}))
     train = time.perf_counter() - start
@@ -43,17 +46,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/deeplesion")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "napari-samed-bench")
+    parser.add_argument("--presence", type=float, help="presence threshold (default: the method's; 0 turns it off)")
     args = parser.parse_args()
     backbone = load_backbone(device="cpu")
     volume, labels = make_phantom(0)
     rows = [("sample organ, 5 shots", *_run(backbone, VolumeEmbeddings(volume, backbone, "ct", args.cache),
-                                             labels > 0, [16, 24, 32, 40, 48]))]
+                                             labels > 0, [16, 24, 32, 40, 48], args.presence))]
     for image in sorted(args.data.glob("CT_Lesion_*_img_uint8.nii.gz")):
         truth = read_volume(str(image).replace("_img_uint8", "_label")).data > 0
         zs = np.flatnonzero(truth.any(axis=(1, 2)))
         shots = [int(zs[int(round(i))]) for i in np.linspace(1, len(zs) - 2, 3)]
         emb = VolumeEmbeddings(read_volume(image), backbone, "auto", args.cache)
-        rows.append((f"{image.name[:30]}, 3 shots {shots}", *_run(backbone, emb, truth, shots)))
+        rows.append((f"{image.name[:30]}, 3 shots {shots}", *_run(backbone, emb, truth, shots, args.presence)))
 
     print("| case | training, s (50 iterations) | segmentation, s per slice | DSC, unlabelled slices |")
     print("|---|---|---|---|")

@@ -110,6 +110,7 @@ class FewShot:
         self.targets: list[torch.Tensor] = []
         self.decoder: FewShotDecoder | None = None
         self.window: str | tuple = "auto"
+        self.presence = PRESENCE
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, embeddings: VolumeEmbeddings, annotations: dict[int, np.ndarray], labels: Sequence[int] | None = None,
@@ -187,8 +188,9 @@ class FewShot:
 
         Each pixel takes the label with the highest foreground probability above 0.5. A label's region is then
         kept only if it looks like what was labelled: the mean embedding under it must have a cosine similarity
-        of at least ``PRESENCE`` to one of the label's target embeddings. Without this, slices that do not
-        contain the structure get the most similar-looking region (the training slices all contain it).
+        of at least ``self.presence`` to one of the label's target embeddings (0 turns the check off). Without
+        it, slices that do not contain the structure get the most similar-looking region (the training slices
+        all contain it).
         """
         logits = self.decoder(embedding[None].to(self.backbone.device), self.targets)[0]  # (L, 2, 256, 256)
         prob = torch.softmax(logits.float(), dim=1)[:, 1:].cpu()
@@ -199,7 +201,7 @@ class FewShot:
             region = index == i
             if region.any():
                 mean = target_embeddings(embedding[None].cpu(), region[None])
-                if F.cosine_similarity(mean, target.cpu()).max() < PRESENCE:
+                if F.cosine_similarity(mean, target.cpu()).max() < self.presence:
                     index[region] = 0
         return np.asarray([0, *self.labels])[index]
 
@@ -226,6 +228,7 @@ class FewShot:
             "weights_id": self.backbone.weights_id,
             "weights_path": self.backbone.weights_path,
             "window": self.window,
+            "presence": self.presence,
             "labels": self.labels,
             "targets": [t.cpu() for t in self.targets],
             "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
@@ -263,6 +266,7 @@ class FewShot:
             )
         method = cls(backbone)
         method.labels, method.window = list(state["labels"]), state["window"]
+        method.presence = float(state.get("presence", PRESENCE))
         method.targets = [t.to(backbone.device) for t in state["targets"]]
         method.decoder = FewShotDecoder(backbone, len(method.labels)).to(backbone.device)
         method.decoder.load_state_dict(state["decoder"])
