@@ -110,3 +110,13 @@ def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
            "--slices", "2,99"]
     assert main(bad) == 2
     assert "slice 99 is outside the volume" in capsys.readouterr().err
+
+
+def test_presence_threshold_follows_how_much_the_shots_differ():
+    from napari_samed.methods.fewshot import PRESENCE, calibrate_presence
+
+    alike = torch.tensor([[1.0, 0.0], [1.0, 0.05], [1.0, 0.02]])
+    assert calibrate_presence([alike]) == PRESENCE  # capped
+    varied = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # cosine 0.707
+    assert calibrate_presence([alike, varied]) == pytest.approx(0.707 - 0.1, abs=1e-3)
+    assert calibrate_presence([torch.tensor([[1.0, 0.0]])]) == PRESENCE  # one shot: nothing to compare

@@ -31,9 +31,9 @@ from .prompts import Prompt
 EMBED_GRID = 64
 MASK_GRID = 256
 CHECKPOINT_KIND = "napari-samed fewshot"
-#: Minimum cosine similarity of a predicted region's mean embedding to one of its label's target embeddings.
-#: Measured on the sample organ (two trainings): at most 0.82 on slices without it, at least 0.85 (inside the
-#: organ's extent, 0.94) on slices holding it, 0.75 on its two end slices with a sliver of organ.
+#: Highest presence threshold: the minimum cosine similarity of a predicted region's mean embedding to one of its
+#: label's target embeddings (`calibrate_presence` lowers it for varied shots). Measured on the sample organ (two
+#: trainings): at most 0.82 on slices without it, at least 0.85 on slices holding it (0.94 inside its extent).
 PRESENCE = 0.85
 
 
@@ -56,6 +56,21 @@ def target_embeddings(embeddings: torch.Tensor, masks: np.ndarray) -> torch.Tens
     weights = to_grid(masks, MASK_GRID, EMBED_GRID)
     weights = weights / weights.sum(dim=(1, 2), keepdim=True).clamp_min(1e-6)
     return torch.einsum("nchw,nhw->nc", embeddings, weights)
+
+
+def calibrate_presence(targets: Sequence[torch.Tensor], margin: float = 0.1) -> float:
+    """The presence threshold for these labels: `PRESENCE`, lowered for labels whose own shots differ more.
+
+    For each label with several shots, each target's cosine similarity to its nearest fellow target tells how
+    much the structure's look varies between labelled slices; the threshold is the smallest such similarity
+    minus ``margin``, capped at `PRESENCE`.
+    """
+    threshold = PRESENCE
+    for target in targets:
+        if len(target) > 1:
+            sim = F.cosine_similarity(target[:, None], target[None], dim=-1).fill_diagonal_(-1.0)
+            threshold = min(threshold, float(sim.max(dim=1).values.min()) - margin)
+    return threshold
 
 
 class FewShotDecoder(nn.Module):
@@ -139,6 +154,7 @@ class FewShot:
             present = (planes == value).any(axis=(1, 2))
             self.targets.append(target_embeddings(emb[present], planes[present] == value).to(dev))
         emb = emb.to(dev)
+        self.presence = calibrate_presence(self.targets)
         grid = torch.stack([to_grid(planes == v, self.backbone.spec.image_size, MASK_GRID) for v in labels], 1)
         truth = (grid > 0.5).long().to(dev)  # (shots, L, 256, 256)
 
