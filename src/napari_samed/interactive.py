@@ -16,7 +16,7 @@ from .io.volume import check_volume
 from .methods.base import Progress, Task
 from .methods.prompts import SlicePrompt, check_prompts
 from .methods.zero_shot import ZeroShot
-from .models import Backbone, VolumeEmbeddings, load_backbone, resolve_window
+from .models import Backbone, VolumeEmbeddings, load_backbone
 
 Masks = dict[int, np.ndarray]
 
@@ -48,7 +48,7 @@ class InteractiveSession:
             self._backbones[key] = load_backbone(model, checkpoint, device)
         backbone = self._backbones[key]
         emb = self.embeddings
-        if emb is None or emb.backbone is not backbone or emb.window != resolve_window(window, self.image):
+        if emb is None or emb.backbone is not backbone or emb.window_spec != window:
             self.embeddings = VolumeEmbeddings(self.image, backbone, window, self.cache_dir)
         return self.embeddings
 

@@ -36,9 +36,7 @@ def read_layers(path: str) -> list[tuple]:
     volume = read_volume(path)
     kwargs = {"name": Path(path).name.split(".")[0], "scale": volume.spacing,
               "metadata": {GEOMETRY_KEY: volume.geometry}}
-    if _looks_like_labels(volume.data):
-        return [(volume.data, kwargs, "labels")]
-    return [(volume.data, kwargs, "image")]
+    return [(volume.data, kwargs, "labels" if _looks_like_labels(volume.data) else "image")]
 
 
 def _looks_like_labels(data: np.ndarray) -> bool:

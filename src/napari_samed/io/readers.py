@@ -16,6 +16,7 @@ import tifffile
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
 from ..errors import SamedError
+from .atomic import atomic_path
 from .volume import Geometry, Volume, check_volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -114,17 +115,13 @@ def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume | Geome
         raise SamedError(f"volume shape {data.shape} does not match the image shape {like.shape}")
     fmt = volume_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}" + "".join(path.suffixes[-2:]))
-    try:
+    with atomic_path(path, suffix="".join(path.suffixes[-2:])) as tmp:
         if fmt == "nifti":
             _nifti_image(data, like).to_filename(str(tmp))
         else:
             sz, sy, sx = like.spacing
             tifffile.imwrite(str(tmp), data, imagej=True, resolution=(1 / sx, 1 / sy),
                              metadata={"spacing": sz, "unit": "mm", "axes": "ZYX"})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -21,6 +21,7 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 from ..errors import SamedError
+from ..io.atomic import atomic_path
 from ..models.backbone import Backbone, load_backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform
@@ -249,12 +250,8 @@ class FewShot:
             "targets": [t.cpu() for t in self.targets],
             "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
     @staticmethod
@@ -274,7 +271,10 @@ class FewShot:
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: Backbone) -> FewShot:
         """A trained method from ``path``; refuses a checkpoint made with another backbone or weights."""
-        state = cls.read_checkpoint(path)
+        return cls._from_state(cls.read_checkpoint(path), backbone, path)
+
+    @classmethod
+    def _from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> FewShot:
         if state["backbone"] != backbone.name or state["weights_id"] != backbone.weights_id:
             raise SamedError(
                 f"few-shot checkpoint {path} was trained on {state['backbone']} (weights {state['weights_id'][:12]}), "
@@ -295,4 +295,4 @@ class FewShot:
         state = cls.read_checkpoint(path)
         spec = get_spec(state["backbone"])
         weights = None if spec.default_checkpoint else state["weights_path"]
-        return cls.load(path, load_backbone(spec.name, weights, device))
+        return cls._from_state(state, load_backbone(spec.name, weights, device), path)

@@ -13,6 +13,7 @@ import numpy as np
 import platformdirs
 import torch
 
+from ..io.atomic import atomic_path
 from ..io.volume import Volume
 from .backbone import Backbone
 from .preprocess import resolve_window
@@ -32,16 +33,6 @@ def content_hash(data: np.ndarray) -> str:
     digest.update(f"{data.shape}{data.dtype.str}".encode())
     digest.update(np.ascontiguousarray(data).data)
     return digest.hexdigest()
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class VolumeEmbeddings:
@@ -92,9 +83,8 @@ class VolumeEmbeddings:
     def _write_meta(self) -> None:
         meta = self.dir / "meta.json"
         if not meta.exists():
-            tmp = meta.with_name(f".meta.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**self._parts, "shape": list(self.data.shape)}, indent=1))
-            os.replace(tmp, meta)
+            with atomic_path(meta) as tmp:
+                tmp.write_text(json.dumps({**self._parts, "shape": list(self.data.shape)}, indent=1))
 
     def _path(self, z: int) -> Path:
         return self.dir / f"z{z:05d}.npy"
@@ -136,7 +126,8 @@ class VolumeEmbeddings:
     def _encode(self, z: int) -> torch.Tensor:
         emb = self.backbone.encode(self.data[z:z + 1], self.window)[0].half()
         if self.dir is not None:
-            atomic_save_npy(self._path(z), emb.numpy())
+            with atomic_path(self._path(z)) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, emb.numpy())
         return emb
 
     def _remember(self, z: int, emb: torch.Tensor) -> None:
