@@ -25,6 +25,11 @@ def layer_geometry(metadata: dict, shape: tuple[int, ...], scale=None) -> Geomet
     return Geometry(tuple(shape), spacing, default_affine(spacing))
 
 
+def geometry_metadata(layer) -> dict:
+    """Metadata for a result layer of ``layer``: its source geometry, when it has one (for the writer)."""
+    return {GEOMETRY_KEY: layer.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in layer.metadata else {}
+
+
 def get_reader(path: str | list[str]) -> Callable | None:
     """npe2 reader hook: NIfTI and TIFF volumes, shown in the plugin's (z, y, x) view with their spacing."""
     if isinstance(path, list):

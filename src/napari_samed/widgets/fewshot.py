@@ -17,7 +17,7 @@ from ..interactive import InteractiveSession
 from ..methods.base import Progress
 from ..methods.fewshot import FewShot
 from ..models import VolumeEmbeddings
-from ..napari_io import GEOMETRY_KEY
+from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
 
@@ -202,8 +202,7 @@ class FewShotWidget(QWidget):
         if name in self.viewer.layers and isinstance(self.viewer.layers[name], Labels):
             self.viewer.layers[name].data = labels
         else:
-            metadata = {GEOMETRY_KEY: image.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in image.metadata else {}
-            self.viewer.add_labels(labels, name=name, scale=image.scale, metadata=metadata)
+            self.viewer.add_labels(labels, name=name, scale=image.scale, metadata=geometry_metadata(image))
         self.tasks.status.value = f"segmented {labels.shape[0]} slices"
 
     def save_model(self, path: str) -> None:

@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
-from ..napari_io import GEOMETRY_KEY
+from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
 
@@ -122,9 +122,8 @@ class SegmentWidget(QWidget):
         session = self.session(image)
         layer = self.results.get(id(image))
         if layer is None or layer not in self.viewer.layers:
-            metadata = {GEOMETRY_KEY: image.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in image.metadata else {}
             layer = self.viewer.add_labels(session.labels, name=f"{image.name} segmentation", scale=image.scale,
-                                           metadata=metadata)
+                                           metadata=geometry_metadata(image))
             self.results[id(image)] = layer
         return layer
 
