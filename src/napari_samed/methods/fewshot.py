@@ -21,12 +21,11 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 from ..errors import SamedError
-from ..io.atomic import atomic_path
-from ..models.backbone import Backbone, load_backbone
+from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
-from ..models.preprocess import SliceTransform
-from ..models.registry import get_spec
+from ..models.preprocess import SliceTransform, masks_to_grid
 from .base import Progress, Task, register
+from .checkpoint import backbone_identity, check_backbone, open_backbone, read_checkpoint, write_checkpoint
 from .prompts import Prompt
 
 EMBED_GRID = 64
@@ -43,18 +42,9 @@ def default_iterations(shots: int) -> int:
     return 50 if shots <= 5 else 80 if shots <= 20 else 100
 
 
-def to_grid(masks: np.ndarray, size: int, grid: int) -> torch.Tensor:
-    """(N, H, W) binary masks -> (N, grid, grid) area fractions on the model's padded input grid."""
-    n, h, w = masks.shape
-    tf = SliceTransform(h, w, grid)
-    x = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
-    x = F.interpolate(x, size=tf.resized, mode="area" if tf.scale < 1 else "nearest")
-    return F.pad(x, (0, grid - tf.resized[1], 0, grid - tf.resized[0]))[:, 0]
-
-
 def target_embeddings(embeddings: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
     """Masked means: (N, 256, 64, 64) embeddings and (N, H, W) masks -> (N, 256), one per slice."""
-    weights = to_grid(masks, MASK_GRID, EMBED_GRID)
+    weights = masks_to_grid(masks, EMBED_GRID)
     weights = weights / weights.sum(dim=(1, 2), keepdim=True).clamp_min(1e-6)
     return torch.einsum("nchw,nhw->nc", embeddings, weights)
 
@@ -156,7 +146,7 @@ class FewShot:
             self.targets.append(target_embeddings(emb[present], planes[present] == value).to(dev))
         emb = emb.to(dev)
         self.presence = calibrate_presence(self.targets)
-        grid = torch.stack([to_grid(planes == v, self.backbone.spec.image_size, MASK_GRID) for v in labels], 1)
+        grid = torch.stack([masks_to_grid(planes == v, MASK_GRID) for v in labels], 1)
         truth = (grid > 0.5).long().to(dev)  # (shots, L, 256, 256)
 
         torch.manual_seed(seed)
@@ -237,36 +227,19 @@ class FewShot:
         """Write the decoder, tokens, target embeddings, backbone identity and window, atomically."""
         if self.decoder is None:
             raise SamedError("nothing to save: the few-shot decoder is not trained")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
+        return write_checkpoint(path, {
             "kind": CHECKPOINT_KIND,
-            "backbone": self.backbone.name,
-            "weights_id": self.backbone.weights_id,
-            "weights_path": self.backbone.weights_path,
+            **backbone_identity(self.backbone),
             "window": self.window,
             "presence": self.presence,
             "labels": self.labels,
             "targets": [t.cpu() for t in self.targets],
             "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
-        }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-        return path
+        })
 
     @staticmethod
     def read_checkpoint(path: str | os.PathLike) -> dict:
-        path = Path(path)
-        if not path.is_file():
-            raise SamedError(f"few-shot checkpoint not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise SamedError(f"cannot read few-shot checkpoint {path}: truncated or not a checkpoint "
-                             f"({type(exc).__name__})") from exc
-        if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
-            raise SamedError(f"{path} is not a napari-samed few-shot checkpoint")
-        return state
+        return read_checkpoint(path, CHECKPOINT_KIND, "few-shot")
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: Backbone) -> FewShot:
@@ -275,11 +248,7 @@ class FewShot:
 
     @classmethod
     def _from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> FewShot:
-        if state["backbone"] != backbone.name or state["weights_id"] != backbone.weights_id:
-            raise SamedError(
-                f"few-shot checkpoint {path} was trained on {state['backbone']} (weights {state['weights_id'][:12]}), "
-                f"not on the loaded {backbone.name} (weights {backbone.weights_id[:12]})"
-            )
+        check_backbone(state, backbone, path, "few-shot")
         method = cls(backbone)
         method.labels, method.window = list(state["labels"]), state["window"]
         method.presence = float(state.get("presence", PRESENCE))
@@ -293,6 +262,4 @@ class FewShot:
     def open(cls, path: str | os.PathLike, device: str = "auto") -> FewShot:
         """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
         state = cls.read_checkpoint(path)
-        spec = get_spec(state["backbone"])
-        weights = None if spec.default_checkpoint else state["weights_path"]
-        return cls._from_state(state, load_backbone(spec.name, weights, device), path)
+        return cls._from_state(state, open_backbone(state, device), path)

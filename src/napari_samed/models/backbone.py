@@ -48,12 +48,18 @@ class Backbone:
     """
 
     def __init__(self, spec: BackboneSpec, model: nn.Module, weights_id: str, device: str = "auto",
-                 weights_path: str | None = None):
+                 weights_path: str | None = None, mask_decoder: nn.Module | None = None):
         self.spec = spec
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.weights_id = weights_id
         self.weights_path = weights_path
+        self._mask_decoder = None if mask_decoder is None else mask_decoder.to(self.device).eval()
+
+    def with_decoder(self, mask_decoder: nn.Module) -> Backbone:
+        """This backbone with another mask decoder (a fine-tuned copy); encoder, prompt encoder and the embedding
+        cache (keyed by ``weights_id``) are shared."""
+        return Backbone(self.spec, self.model, self.weights_id, self.device, self.weights_path, mask_decoder)
 
     @property
     def name(self) -> str:
@@ -69,7 +75,7 @@ class Backbone:
 
     @property
     def mask_decoder(self) -> nn.Module:
-        return self.model.mask_decoder
+        return self.model.mask_decoder if self._mask_decoder is None else self._mask_decoder
 
     @torch.inference_mode()
     def encode(self, slices: np.ndarray, window: tuple[float, float]) -> torch.Tensor:
@@ -80,30 +86,41 @@ class Backbone:
     def transform(self, height: int, width: int) -> SliceTransform:
         return SliceTransform(height, width, self.spec.image_size)
 
-    @torch.inference_mode()
-    def decode(self, embedding: torch.Tensor, shape: tuple[int, int], boxes: np.ndarray | None = None,
-               points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
-               multimask: bool = False) -> Decoded:
-        """Decode N prompts against one slice embedding (256, 64, 64).
-
-        ``boxes`` (N, 4); ``points`` (N, P, 2) with ``point_labels`` (N, P), 1 positive and 0 negative.
-        """
+    def low_res_logits(self, embedding: torch.Tensor, shape: tuple[int, int], boxes: np.ndarray | None = None,
+                       points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+                       multimask: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's raw output for N prompts against one slice embedding (256, 64, 64), with gradients
+        through the mask decoder (the prompt encoder is frozen): logits (N, C, 256, 256) over the padded model
+        input and IoU predictions (N, C). Prompts as in `decode`."""
         tf = self.transform(*shape)
         dev = self.device
-        box_t = None if boxes is None else torch.as_tensor(tf.boxes_to_model(boxes), device=dev)
-        pts = None
-        if points is not None:
-            coords = torch.as_tensor(tf.points_to_model(points), device=dev).reshape(-1, np.shape(points)[1], 2)
-            pts = (coords, torch.as_tensor(point_labels, dtype=torch.int64, device=dev).reshape(coords.shape[:2]))
-        sparse, dense = self.prompt_encoder(points=pts, boxes=box_t, masks=None)
-        low_res, iou = self.mask_decoder(
+        with torch.no_grad():
+            box_t = None if boxes is None else torch.as_tensor(tf.boxes_to_model(boxes), device=dev)
+            pts = None
+            if points is not None:
+                coords = torch.as_tensor(tf.points_to_model(points), device=dev).reshape(-1, np.shape(points)[1], 2)
+                pts = (coords, torch.as_tensor(point_labels, dtype=torch.int64, device=dev).reshape(coords.shape[:2]))
+            sparse, dense = self.prompt_encoder(points=pts, boxes=box_t, masks=None)
+            image_pe = self.prompt_encoder.get_dense_pe()
+        return self.mask_decoder(
             image_embeddings=embedding.to(dev, torch.float32)[None],
-            image_pe=self.prompt_encoder.get_dense_pe(),
+            image_pe=image_pe,
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
-        return Decoded(tf.logits_to_slice(low_res.float()).cpu(), iou.float().cpu())
+
+    @torch.inference_mode()
+    def decode(self, embedding: torch.Tensor, shape: tuple[int, int], boxes: np.ndarray | None = None,
+               points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+               multimask: bool = False) -> Decoded:
+        """Decode N prompts against one slice embedding (256, 64, 64); logits at slice size.
+
+        ``boxes`` (N, 4); ``points`` (N, P, 2) with ``point_labels`` (N, P), 1 positive and 0 negative. The N
+        prompts go through the decoder as one batch (SAM's decoder repeats the embedding N times).
+        """
+        low_res, iou = self.low_res_logits(embedding, shape, boxes, points, point_labels, multimask)
+        return Decoded(self.transform(*shape).logits_to_slice(low_res.float()).cpu(), iou.float().cpu())
 
 
 def load_backbone(name: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,

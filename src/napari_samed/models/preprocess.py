@@ -76,6 +76,16 @@ class SliceTransform:
                              align_corners=False)
 
 
+def masks_to_grid(masks: np.ndarray, grid: int) -> torch.Tensor:
+    """(N, H, W) binary masks -> (N, grid, grid) area fractions on the model's padded input grid (the geometry of
+    `SliceTransform`: longest side to ``grid``, padded bottom/right)."""
+    _, h, w = masks.shape
+    tf = SliceTransform(h, w, grid)
+    x = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
+    x = F.interpolate(x, size=tf.resized, mode="area" if tf.scale < 1 else "nearest")
+    return F.pad(x, (0, grid - tf.resized[1], 0, grid - tf.resized[0]))[:, 0]
+
+
 def window_to_uint8_range(slices: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """Clip to the window and scale to [0, 255] as float32."""
     lo, hi = window
