@@ -1,0 +1,151 @@
+"""Labelled volumes for training: MSD-style folders or image/label pairs, named structures, seeded splits.
+
+An MSD-style folder (Medical Segmentation Decathlon) holds ``imagesTr/``, ``labelsTr/`` and a ``dataset.json``
+whose ``labels`` name the label values and whose ``training`` list pairs each image with its label file.
+A *structure* is a named set of label values (``organ=1``, ``whole=1+2+3``): its mask is their union.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SamedError
+from ..io import Volume, read_volume
+
+SPLITS = ("train", "val", "test")
+FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A named structure: the union of the label ``values``."""
+
+    name: str
+    values: tuple[int, ...]
+
+    def mask(self, labels: np.ndarray) -> np.ndarray:
+        return np.isin(labels, self.values)
+
+
+def parse_structures(text: str) -> list[Structure]:
+    """``"organ=1,lesion=2"`` or ``"whole=1+2+3,core=2+3"`` -> structures, in the order given."""
+    structures = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, values = part.partition("=")
+        try:
+            parsed = tuple(int(v) for v in values.split("+"))
+        except ValueError:
+            parsed = ()
+        if not sep or not name.strip() or not parsed or any(v <= 0 for v in parsed):
+            raise SamedError(f"structures are NAME=VALUE[+VALUE...] with positive label values, comma-separated "
+                             f"(e.g. organ=1,lesion=2); got {part!r}")
+        structures.append(Structure(name.strip(), parsed))
+    names = [s.name for s in structures]
+    if not structures or len(set(names)) != len(names):
+        raise SamedError(f"name each structure once, e.g. organ=1,lesion=2; got {text!r}")
+    return structures
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled volume on disk."""
+
+    image: Path
+    label: Path
+
+    @property
+    def name(self) -> str:
+        return self.image.name.split(".")[0]
+
+    def load(self) -> tuple[Volume, np.ndarray]:
+        """The image volume and its integer label array, checked to share a grid."""
+        volume, labels = read_volume(self.image), read_volume(self.label)
+        if labels.shape != volume.shape:
+            raise SamedError(f"label {self.label.name} has shape {labels.shape} but image {self.image.name} has "
+                             f"{volume.shape}; each label file must be on its image's grid")
+        if not np.issubdtype(labels.data.dtype, np.integer) and not np.array_equal(labels.data,
+                                                                                     np.round(labels.data)):
+            raise SamedError(f"label {self.label.name} holds non-integer values; is it an image?")
+        return volume, labels.data.astype(np.int32, copy=False)
+
+
+def _label_names(labels: dict) -> dict[int, str]:
+    """``dataset.json`` labels in either layout: MSD ``{"1": "liver"}`` or nnU-Net v2 ``{"liver": 1}``."""
+    names = {}
+    for key, value in labels.items():
+        try:
+            names[int(key)] = str(value)
+        except ValueError:
+            if isinstance(value, int):
+                names[value] = key
+    return names
+
+
+@dataclass
+class Dataset:
+    """Labelled cases and the label names their ``dataset.json`` gives (empty for plain pairs)."""
+
+    cases: list[Case]
+    label_names: dict[int, str]
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> Dataset:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise SamedError(f"no such dataset folder: {folder}")
+        meta_path = folder / "dataset.json"
+        if not meta_path.is_file():
+            raise SamedError(f"{folder} has no dataset.json; an MSD-style dataset folder holds imagesTr/, "
+                             f"labelsTr/ and a dataset.json naming the label values and training pairs")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SamedError(f"could not read {meta_path}: {exc}") from exc
+        entries = meta.get("training") or []
+        if entries:
+            cases = [Case(folder / e["image"], folder / e["label"]) for e in entries]
+        else:
+            cases = [Case(p, folder / "labelsTr" / p.name) for p in sorted((folder / "imagesTr").glob("*.nii*"))
+                     if not p.name.startswith(".")]
+        if not cases:
+            raise SamedError(f"{meta_path} lists no training cases and {folder / 'imagesTr'} holds no NIfTI image")
+        missing = [str(p) for c in cases for p in (c.image, c.label) if not p.is_file()]
+        if missing:
+            raise SamedError(f"{meta_path} names files that do not exist: {', '.join(missing[:3])}")
+        return cls(cases, _label_names(meta.get("labels") or {}))
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]]) -> Dataset:
+        cases = [Case(Path(i), Path(lab)) for i, lab in pairs]
+        if not cases:
+            raise SamedError("no image/label pairs given")
+        return cls(cases, {})
+
+    def check_structures(self, structures: Sequence[Structure]) -> None:
+        """`SamedError` for label values that ``dataset.json`` does not name."""
+        if not self.label_names:
+            return
+        unknown = sorted({v for s in structures for v in s.values} - set(self.label_names))
+        if unknown:
+            named = ", ".join(f"{v}={n}" for v, n in sorted(self.label_names.items()))
+            raise SamedError(f"label value(s) {unknown} are not in dataset.json (labels: {named})")
+
+
+def split_indices(n: int, seed: int = 0, fractions: Sequence[float] = FRACTIONS) -> dict[str, list[int]]:
+    """A seeded split of ``n`` items into train/val/test; val and test get at least one item each when n ≥ 3."""
+    if n < 3:
+        raise SamedError(f"need at least 3 items to split into train, validation and test; got {n}")
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_val = max(1, round(fractions[1] * n))
+    n_test = max(1, round(fractions[2] * n))
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise SamedError(f"{n} items leave none for training after the validation and test splits")
+    return {"train": sorted(order[:n_train]), "val": sorted(order[n_train:n_train + n_val]),
+            "test": sorted(order[n_train + n_val:])}
