@@ -61,6 +61,25 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
 
 
+def _add_dataset_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", nargs="+", type=Path, metavar="DATA",
+                   help="an MSD-style folder (imagesTr/, labelsTr/, dataset.json) or IMAGE LABEL pairs")
+
+
+def _add_cotrain_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--structures", required=True, metavar="NAME=V[+V],...",
+                   help="the structures to co-train and their label values, e.g. organ=1,lesion=2")
+    p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
+                   help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training slices (default 10)")
+    p.add_argument("--batch", type=int, default=4, help="slices per optimiser step (default 4)")
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--jitter", metavar="NAME=AMOUNT,...",
+                   help="largest outward shift of each box side per structure: a fraction of the object's size "
+                        "(0.1, the default) or pixels (5px)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffling and the jitter")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
 
@@ -106,6 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="label values to learn (default: all found on the slices)")
     fs.add_argument("--iterations", type=int, help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
     _add_model_options(fs)
+
+    co = train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several structures")
+    _add_dataset_argument(co)
+    co.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
+                    help="checkpoint to write (the epoch with the best validation DSC)")
+    _add_cotrain_options(co)
+    _add_model_options(co)
+
+    bench = sub.add_parser("benchmark", help="train and score methods on a labelled dataset; write a report")
+    suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
+    bco = suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single prompt, co-train")
+    _add_dataset_argument(bco)
+    bco.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                     help="report folder: table1.md, table1.csv, overlays/, the two checkpoints")
+    _add_cotrain_options(bco)
+    _add_model_options(bco)
 
     sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
     return parser
@@ -214,6 +249,63 @@ def cmd_train_fewshot(args) -> int:
     return 0
 
 
+def _dataset(paths: list[Path]):
+    from .training import Dataset
+
+    if len(paths) == 1:
+        return Dataset.from_folder(paths[0])
+    if len(paths) % 2:
+        raise SamedError("DATA is one MSD-style folder or IMAGE LABEL pairs; got an odd number of files")
+    return Dataset.from_pairs(zip(paths[::2], paths[1::2], strict=True))
+
+
+def _training_slices(args, backbone):
+    from .methods import run_task
+    from .training import load_slices, parse_structures
+
+    structures = parse_structures(args.structures)
+    bar, update = _progress_bar("prepare")
+    with bar:
+        splits = run_task(load_slices(_dataset(args.data), structures, backbone, args.window or "auto", args.cache,
+                                      args.seed), update)
+    print(f"napari-samed: {splits.summary()}", file=sys.stderr)
+    return structures, splits
+
+
+def cmd_train_cotrain(args) -> int:
+    from .methods import CoTrain, run_task
+    from .methods.cotrain import parse_jitter
+    from .models import load_backbone
+
+    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    structures, splits = _training_slices(args, backbone)
+    method = CoTrain(backbone, structures, args.mode, parse_jitter(args.jitter, structures))
+    bar, update = _progress_bar(f"train {args.mode}")
+    with bar:
+        history = run_task(method.fit(splits, args.epochs, args.batch, args.lr, args.seed, args.output,
+                                      args.window or "auto"), update)
+    best = max(history, key=lambda h: h["val_dsc"])
+    print(f"napari-samed: best validation DSC {best['val_dsc']:.4f} at epoch {best['epoch']}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def cmd_benchmark_cotrain(args) -> int:
+    from .evaluation.cotrain_report import benchmark_cotrain
+    from .methods import run_task
+    from .methods.cotrain import parse_jitter
+    from .models import load_backbone
+
+    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    structures, splits = _training_slices(args, backbone)
+    bar, update = _progress_bar("benchmark cotrain")
+    with bar:
+        run_task(benchmark_cotrain(splits, backbone, args.output, parse_jitter(args.jitter, structures), args.epochs,
+                                   args.batch, args.lr, args.seed, args.window or "auto"), update)
+    print((args.output / "table1.md").read_text())
+    return 0
+
+
 def cmd_embed(args) -> int:
     from .io import read_volume
     from .methods import Progress
@@ -250,7 +342,8 @@ COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed
             "demo": cmd_demo}
 
 
-TRAINERS = {"fewshot": cmd_train_fewshot}
+TRAINERS = {"fewshot": cmd_train_fewshot, "cotrain": cmd_train_cotrain}
+BENCHMARKS = {"cotrain": cmd_benchmark_cotrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return TRAINERS[args.method](args)
+        if args.command == "benchmark":
+            return BENCHMARKS[args.suite](args)
         return COMMANDS[args.command](args)
     except SamedError as exc:
         print(f"napari-samed: error: {exc}", file=sys.stderr)

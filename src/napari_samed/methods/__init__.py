@@ -1,6 +1,7 @@
 """Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets."""
 
 from .base import METHODS, Method, Progress, Task, get_method, register, run_task
+from .cotrain import CoTrain
 from .fewshot import FewShot
 from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
 from .zero_shot import ZeroShot
@@ -8,6 +9,7 @@ from .zero_shot import ZeroShot
 __all__ = [
     "METHODS",
     "BoxPrompt3D",
+    "CoTrain",
     "FewShot",
     "Method",
     "Progress",

@@ -73,6 +73,10 @@ def click_to_mask(backbone: Backbone, embedding, shape: tuple[int, int], positiv
     return best
 
 
+def _box_only(obj: SlicePrompt) -> bool:
+    return obj.box is not None and not obj.points
+
+
 @register
 class ZeroShot:
     """Prompted segmentation with the backbone's pretrained decoder."""
@@ -84,20 +88,36 @@ class ZeroShot:
         self.backbone = backbone
 
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt]) -> Task[np.ndarray]:
-        """Task: label volume (z, y, x) with each object's label; later objects paint over earlier ones."""
+        """Task: label volume (z, y, x) with each object's label; later objects paint over earlier ones.
+
+        The plain boxes of one slice go through the decoder as one batch.
+        """
         check_prompts(prompts, embeddings.data.shape)
         top = max(obj.label for obj in prompts)
         labels = np.zeros(embeddings.data.shape, np.uint8 if top < 256 else np.uint16)
         total = sum(o.box[3] - o.box[0] + 1 if isinstance(o, BoxPrompt3D) else 1 for o in prompts)
         done = 0
+        batches: dict[int, dict[int, np.ndarray]] = {}  # slice -> {id(object): mask} for box-only objects
         for obj in prompts:
-            slices = self.propagate_box(embeddings, obj) if isinstance(obj, BoxPrompt3D) else \
-                [(obj.z, self.segment_slice(embeddings, obj))]
+            if isinstance(obj, BoxPrompt3D):
+                slices = self.propagate_box(embeddings, obj)
+            elif _box_only(obj):
+                if obj.z not in batches:
+                    group = [o for o in prompts if isinstance(o, SlicePrompt) and o.z == obj.z and _box_only(o)]
+                    masks = self.segment_boxes(embeddings, obj.z, [o.box for o in group])
+                    batches[obj.z] = {id(o): m for o, m in zip(group, masks, strict=True)}
+                slices = [(obj.z, batches[obj.z][id(obj)])]
+            else:
+                slices = [(obj.z, self.segment_slice(embeddings, obj))]
             for z, mask in slices:
                 labels[z][mask] = obj.label
                 done += 1
                 yield Progress(done, total, f"object {obj.label}, slice {z}")
         return labels
+
+    def segment_boxes(self, embeddings: VolumeEmbeddings, z: int, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+        """(N, H, W) masks of N boxes on slice ``z``, decoded as one batch against the slice's embedding."""
+        return self.backbone.decode(embeddings.get(z), embeddings.slice_shape, boxes=np.array(boxes)).masks()[:, 0]
 
     def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt) -> np.ndarray:
         """Boolean mask of one object on its slice."""
