@@ -7,9 +7,12 @@ from conftest import ROOT, bbox, dice
 from qtpy.QtCore import QTimer
 from scipy import ndimage
 
+from napari_samed.methods import CoTrain, FewShot
+from napari_samed.methods.fewshot import FewShotDecoder
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.napari_io import GEOMETRY_KEY
 from napari_samed.phantom import LESION, make_phantom
+from napari_samed.training import parse_structures
 from napari_samed.widgets.segment import SegmentWidget
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
@@ -164,6 +167,32 @@ def test_bad_input_shows_a_notification_and_changes_nothing(qtbot, setup, errors
     assert "does not match model sam-vit-b" in errors[-1]
     assert not widget.result_layer(image).data.any()
     assert [layer.name for layer in viewer.layers if layer.name.endswith("segmentation")] == ["sample_ct segmentation"]
+
+
+def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup, errors, tmp_path):
+    _, widget, image, labels = setup
+    organ, lesion = labels[Z] > 0, labels[Z] == LESION
+    fewshot = FewShot(load_backbone())
+    fewshot.decoder, fewshot.labels = FewShotDecoder(fewshot.backbone, 1), [1]
+    widget.decoder.value = fewshot.save(tmp_path / "fewshot.ckpt")  # the wrong kind of checkpoint
+    _box(widget, image, Z, bbox(organ))
+    _box(widget, image, Z, bbox(lesion))
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    assert "is not a napari-samed co-trained decoder checkpoint but a napari-samed fewshot one" in errors[-1]
+    assert not widget.result_layer(image).data.any()
+
+    method = CoTrain(load_backbone(), parse_structures("organ=1,lesion=2"))
+    method.decoder.output_hypernetworks_mlps[0].layers[-1].bias.data += 0.05  # a decoder of its own
+    widget.decoder.value = method.save(tmp_path / "cotrain.ckpt")
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    result = widget.result_layer(image).data[Z]
+    assert dice(result > 0, organ) >= 0.90 and dice(result == 2, lesion) >= 0.80  # the lesion over the organ
+    session = widget.sessions[id(image)]
+    assert session.embeddings.backbone.mask_decoder is not session.embeddings.backbone.model.mask_decoder
+    widget.undo()
+    assert not widget.result_layer(image).data.any()
 
 
 def test_demo_opens_the_sample_with_the_widget(make_napari_viewer):

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import SamedError
 from .io.volume import check_volume
 from .methods.base import Progress, Task
+from .methods.cotrain import CoTrain
 from .methods.prompts import SlicePrompt, check_prompts
 from .methods.zero_shot import ZeroShot
 from .models import Backbone, VolumeEmbeddings, load_backbone
@@ -41,12 +42,22 @@ class InteractiveSession:
 
     # -- model and embeddings ------------------------------------------------------------------------------
     def configure(self, model: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
-                  device: str = "auto", window: str | tuple[float, float] = "auto") -> VolumeEmbeddings:
-        """Load the backbone (once per model, checkpoint and device) and set up the embeddings. Slow: worker."""
+                  device: str = "auto", window: str | tuple[float, float] = "auto",
+                  decoder: str | os.PathLike | None = None) -> VolumeEmbeddings:
+        """Load the backbone (once per model, checkpoint, device and decoder) and set up the embeddings.
+
+        ``decoder`` is a co-trained decoder checkpoint (`CoTrain`) to use instead of the pretrained one. Slow: run
+        it in a worker.
+        """
         key = (model, str(checkpoint) if checkpoint else None, device)
         if key not in self._backbones:
             self._backbones[key] = load_backbone(model, checkpoint, device)
         backbone = self._backbones[key]
+        if decoder:
+            tuned = (*key, str(decoder))
+            if tuned not in self._backbones:
+                self._backbones[tuned] = CoTrain.load(decoder, backbone).backbone
+            backbone = self._backbones[tuned]
         emb = self.embeddings
         if emb is None or emb.backbone is not backbone or emb.window_spec != window:
             self.embeddings = VolumeEmbeddings(self.image, backbone, window, self.cache_dir)
@@ -75,6 +86,16 @@ class InteractiveSession:
         yield Progress(1, 1, f"slice {z}")
         return {int(z): mask}
 
+    def segment_boxes(self, z: int, boxes: list[tuple[int, int, int, int]]) -> Task[dict[int, Masks]]:
+        """Objects 1, 2, ... from the boxes on slice ``z`` in order, decoded as one batch: {label: {z: mask}}."""
+        emb = self._ready()
+        check_prompts([SlicePrompt(int(z), i, box) for i, box in enumerate(boxes, start=1)], self.image.shape)
+        if not emb.has(z):
+            yield Progress(0, 1, f"embedding slice {z}")
+        masks = ZeroShot(emb.backbone).segment_boxes(emb, int(z), boxes)
+        yield Progress(1, 1, f"slice {z}: {len(boxes)} boxes")
+        return {i: {int(z): m} for i, m in enumerate(masks, start=1)}
+
     def propagate(self, z: int, box: tuple[int, int, int, int] | None = None) -> Task[Masks]:
         """Propagate the current object through the volume from slice ``z``.
 
@@ -101,13 +122,21 @@ class InteractiveSession:
     # -- the label volume ------------------------------------------------------------------------------------
     def apply(self, masks: Masks, label: int | None = None) -> None:
         """Write masks as ``label`` (the current object): replace its voxels on those slices, keep others'."""
-        label = self.current_label if label is None else label
-        saved = {}
-        for z, mask in masks.items():
+        self.apply_objects({self.current_label if label is None else label: masks})
+
+    def apply_objects(self, objects: dict[int, Masks]) -> None:
+        """Write several objects' masks as one undo step. Each replaces its own voxels on its slices and never
+        takes another object's voxels, except that a later object in ``objects`` paints over an earlier one
+        (a lesion box after its organ's box)."""
+        saved: dict[int, np.ndarray] = {}
+        for z in sorted({z for masks in objects.values() for z in masks}):
             saved[z] = self.labels[z].copy()
             plane = self.labels[z]
-            plane[plane == label] = 0
-            plane[mask & (plane == 0)] = label
+            plane[np.isin(plane, list(objects))] = 0
+            free = plane == 0
+            for label, masks in objects.items():
+                if z in masks:
+                    plane[masks[z] & free] = label
         self._undo.append(saved)
 
     def undo(self) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
@@ -49,6 +49,10 @@ class SegmentWidget(QWidget):
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.fields = ModelFields()
         self.model, self.checkpoint, self.device = self.fields.widgets
+        self.decoder = FileEdit(label="decoder", mode="r", filter="*.ckpt *.pt", value="",
+                                tooltip="optional: a co-trained decoder checkpoint (napari-samed train cotrain) "
+                                        "to use instead of the model's own; the boxes of one slice are then "
+                                        "segmented together, one object each")
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr", LAYER_WINDOW], value="auto")
         self.auto = CheckBox(text="segment as prompts change", value=True)
         self.segment_button = PushButton(text="Segment slice")
@@ -59,7 +63,7 @@ class SegmentWidget(QWidget):
         self.tasks = TaskRunner()
         self.progress, self.status = self.tasks.progress, self.tasks.status
         self.form = Container(widgets=[
-            self.image, self.model, self.checkpoint, self.device, self.window, self.auto,
+            self.image, self.model, self.checkpoint, self.device, self.decoder, self.window, self.auto,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
             Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),
@@ -149,31 +153,46 @@ class SegmentWidget(QWidget):
 
     def _settings(self, image: Image) -> dict:
         window = tuple(image.contrast_limits) if self.window.value == LAYER_WINDOW else self.window.value
-        return {**self.fields.settings(), "window": window}
+        decoder = str(self.decoder.value)
+        return {**self.fields.settings(), "window": window, "decoder": decoder if decoder not in ("", ".") else None}
+
+    def slice_boxes(self, image: Image, z: int) -> list[tuple[int, int, int, int]]:
+        """The boxes on slice ``z`` in drawing order, in voxel indices of ``image``."""
+        ny, nx = image.data.shape[1:]
+        out = []
+        for shape in self.prompt_layers(image)[1].data:
+            if np.all(np.round(shape[:, 0]) == z):
+                (y0, x0), (y1, x1) = shape[:, 1:].min(axis=0), shape[:, 1:].max(axis=0)
+                out.append((max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
+                            min(int(np.ceil(x1)), nx - 1)))
+        return out
 
     def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
         """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
-        points, boxes = self.prompt_layers(image)
-        ny, nx = image.data.shape[1:]
-        box = None
-        for shape in boxes.data:
-            if np.all(np.round(shape[:, 0]) == z):
-                (y0, x0), (y1, x1) = shape[:, 1:].min(axis=0), shape[:, 1:].max(axis=0)
-                box = (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1), min(int(np.ceil(x1)), nx - 1))
+        points = self.prompt_layers(image)[0]
+        boxes = self.slice_boxes(image, z)
         on_slice = np.round(points.data[:, 0]) == z
         coords = [(float(y), float(x)) for y, x in points.data[on_slice, 1:]]
         labels = [int(p) for p in points.features["positive"].to_numpy()[on_slice]]
-        return box, coords, labels
+        return (boxes[-1] if boxes else None), coords, labels
 
     # -- actions -------------------------------------------------------------------------------------------
     def segment_slice(self) -> None:
-        """Segment the current object on the current slice from that slice's prompts."""
+        """Segment the current object on the current slice from that slice's prompts.
+
+        With a co-trained decoder chosen and several boxes on the slice, the boxes are segmented together as
+        objects 1, 2, ... in drawing order (points are not used then).
+        """
         def plan(image, session):
             z = self.current_slice(image)
+            boxes = self.slice_boxes(image, z)
+            if self._settings(image)["decoder"] and len(boxes) > 1:
+                return 1, f"segmenting {len(boxes)} boxes on slice {z}", session.segment_boxes(z, boxes)
             box, points, labels = self.slice_prompts(image, z)
             if box is None and not points:
                 raise SamedError(f"no prompts on slice {z}: draw a box or click points first")
-            return 1, f"segmenting slice {z}", session.segment_slice(z, box, points, labels)
+            task = session.segment_slice(z, box, points, labels)
+            return 1, f"segmenting slice {z}", _one_object(task, session.current_label)
 
         self._start(plan, apply=True)
 
@@ -186,7 +205,7 @@ class SegmentWidget(QWidget):
                 box = self.slice_prompts(image, z)[0]
                 if box is None:
                     raise SamedError(f"nothing to propagate on slice {z}: draw a box or segment the slice first")
-            return image.data.shape[0], "propagating", session.propagate(z, box)
+            return image.data.shape[0], "propagating", _one_object(session.propagate(z, box), session.current_label)
 
         self._start(plan, apply=True)
 
@@ -268,14 +287,14 @@ class SegmentWidget(QWidget):
             session.configure(**settings)
             return (yield from task)
 
-        label = session.current_label
-        returned = (lambda masks: self._apply(image, masks, label)) if apply else None
+        returned = (lambda objects: self._apply(image, objects)) if apply else None
         self.tasks.start(run, total, desc, returned, finished=self._on_finished)
 
-    def _apply(self, image: Image, masks, label: int) -> None:
-        self.sessions[id(image)].apply(masks, label)
+    def _apply(self, image: Image, objects: dict) -> None:
+        self.sessions[id(image)].apply_objects(objects)
         self._show(image)
-        self.status.value = f"object {label}: {len(masks)} slice(s)"
+        slices = len({z for masks in objects.values() for z in masks})
+        self.status.value = f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
 
     def _show(self, image: Image) -> None:
         layer, labels = self.result_layer(image), self.sessions[id(image)].labels
@@ -287,3 +306,8 @@ class SegmentWidget(QWidget):
         if self._pending_auto:
             self._pending_auto = False
             self.segment_slice()
+
+
+def _one_object(task, label: int):
+    """A task returning one object's masks, as {label: masks}."""
+    return {label: (yield from task)}
