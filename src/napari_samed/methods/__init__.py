@@ -2,6 +2,7 @@
 
 from .base import METHODS, Method, Progress, Task, get_method, register, run_task
 from .fewshot import FewShot
+from .promise import Promise
 from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
 from .zero_shot import ZeroShot
 
@@ -11,6 +12,7 @@ __all__ = [
     "FewShot",
     "Method",
     "Progress",
+    "Promise",
     "Prompt",
     "SlicePrompt",
     "Task",
