@@ -1,6 +1,6 @@
 """ProMISe on the CPU: one-click lesion DSC before and after a short training, and forward time and memory.
 
-    python benchmarks/promise.py [--train 100 101 102] [--test 200 201 202] [--epochs 10] [--crops 4]
+    python benchmarks/promise.py [--train 100 101] [--test 200 201 202 203] [--epochs 20] [--crops 10]
     python benchmarks/promise.py --forward lite-medsam|sam-vit-b [--crop 32]
 
 Phantoms (`make_phantom`, 32×128×128 at 2 mm) with lesions at varying places; the target is the lesion label.
@@ -72,10 +72,10 @@ def forward(backbone_name: str, crop: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, nargs="+", default=[100, 101, 102])
-    parser.add_argument("--test", type=int, nargs="+", default=[200, 201, 202])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--crops", type=int, default=4, help="crops per training case and epoch")
+    parser.add_argument("--train", type=int, nargs="+", default=[100, 101])
+    parser.add_argument("--test", type=int, nargs="+", default=[200, 201, 202, 203])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--crops", type=int, default=10, help="crops per training case and epoch")
     parser.add_argument("--crop", type=int, default=CPU.crop)
     parser.add_argument("--forward", choices=["lite-medsam", "sam-vit-b"])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "promise-bench-cache")
