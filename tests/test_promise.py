@@ -4,6 +4,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from segment_anything.modeling import ImageEncoderViT
 
 from napari_samed import SamedError
@@ -147,3 +148,30 @@ def test_bad_input_gets_clear_errors(tiny_backbone, tiny_case, lite, tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(SamedError, match="cannot read ProMISe checkpoint"):
         Promise.load(tmp_path / "junk.ckpt", tiny_backbone)
+
+
+def _one_click_dsc(method: Promise, volume: Volume, lesion: np.ndarray) -> float:
+    """DSC of the mask from one click at the lesion's deepest voxel."""
+    z, y, x = np.unravel_index(ndimage.distance_transform_edt(lesion).argmax(), lesion.shape)
+    click = SlicePrompt(int(z), 1, points=[(float(y), float(x))], point_labels=[1])
+    emb = VolumeEmbeddings(volume, method.backbone, method.window, cache_dir=False)
+    pred = run_task(method.segment(emb, [click], spacing=volume.spacing)) > 0
+    return 2 * np.count_nonzero(pred & lesion) / (np.count_nonzero(pred) + np.count_nonzero(lesion))
+
+
+def test_a_short_training_learns_one_click_lesion_segmentation_on_held_out_phantoms(tiny_backbone):
+    """The benchmark's learning check in small: tiny phantoms at 4 mm, a random tiny ViT (so the CNN branch,
+    adapters, prompt encoder and decoder must learn the lesion), 320 crops at the CPU preset's learning rate."""
+    config = replace(TINY, crop=16, cnn_channels=8, decoder_channels=8, lr=CPU.lr)
+    cases = [make_phantom(seed, shape=(16, 64, 64), spacing=(4.0, 4.0, 4.0)) for seed in (10, 11, 12, 13)]
+    held_out = [make_phantom(seed, shape=(16, 64, 64), spacing=(4.0, 4.0, 4.0), n_lesions=1) for seed in (20, 21)]
+    torch.manual_seed(0)
+    method = Promise(tiny_backbone, config)
+    method.window = "ct"
+    before = [_one_click_dsc(method, volume, labels == LESION) for volume, labels in held_out]
+    run_task(method.fit([(volume, labels == LESION) for volume, labels in cases], epochs=10, window="ct",
+                        crops_per_case=8))
+    after = [_one_click_dsc(method, volume, labels == LESION) for volume, labels in held_out]
+    # measured: before 0.10 and 0.05, after 0.55 and 0.80 (seed 1 of the initialisation: 0.62 and 0.91)
+    assert max(before) < 0.2
+    assert np.mean(after) > 0.5 and min(after) > 0.4
