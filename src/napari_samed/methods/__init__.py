@@ -3,6 +3,7 @@
 from .base import METHODS, Method, Progress, Task, get_method, register, run_task
 from .cotrain import CoTrain
 from .fewshot import FewShot
+from .promise import Promise
 from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
 from .zero_shot import ZeroShot
 
@@ -13,6 +14,7 @@ __all__ = [
     "FewShot",
     "Method",
     "Progress",
+    "Promise",
     "Prompt",
     "SlicePrompt",
     "Task",

@@ -1,0 +1,230 @@
+"""`Promise`: the registered method: training on (volume, mask) cases, one-click inference, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import SamedError
+from ...io.atomic import atomic_path
+from ...io.volume import Volume
+from ...models.backbone import Backbone, load_backbone
+from ...models.cache import VolumeEmbeddings
+from ...models.preprocess import resolve_window
+from ...models.registry import get_spec
+from ..base import Progress, Task, register
+from ..prompts import BoxPrompt3D, Prompt, check_prompts
+from .config import PromiseConfig, default_config
+from .grid import GridVolume, crop_embeddings, crop_start, paste, take
+from .loss import BoundaryAwareLoss
+from .model import ProMISeNet, build_model
+from .prompt import normalise_points
+from .training import align, augmentations, sample_clicks, sample_crop
+
+CHECKPOINT_KIND = "napari-samed promise"
+
+
+@register
+class Promise:
+    """ProMISe (seed 001): a 3D crop around one click (or a few) -> the object's 3D mask."""
+
+    name = "promise"
+    trained = True
+
+    def __init__(self, backbone: Backbone, config: PromiseConfig | None = None):
+        self.backbone = backbone
+        self.config = config or default_config(backbone.name)
+        if self.config.backbone != backbone.name:
+            raise SamedError(f"ProMISe configuration for {self.config.backbone} given the backbone {backbone.name}")
+        self.model: ProMISeNet = build_model(backbone, self.config).to(backbone.device).eval()
+        self.window: str | tuple = "auto"
+        self.epoch = 0
+        self.losses: list[float] = []
+        self._optimiser_state: dict | None = None
+
+    # -- training ------------------------------------------------------------------------------------------
+    def fit(self, cases: Sequence[tuple[Volume, np.ndarray]], epochs: int, checkpoint: str | os.PathLike | None = None,
+            window: str | tuple = "auto", crops_per_case: int = 1, cache_dir=False, seed: int = 0) -> Task[list[float]]:
+        """Task: train on (volume, binary mask) cases; returns the loss of every step.
+
+        An epoch draws ``crops_per_case`` crops from every case (batch 1). After each epoch the model and the
+        optimiser are written to ``checkpoint``; if that file already holds a checkpoint of this configuration,
+        training resumes after its last epoch. Embeddings (LiteMedSAM) go to ``cache_dir`` (False: memory).
+        """
+        if not cases:
+            raise SamedError("no training cases: give at least one (volume, mask) pair")
+        if checkpoint is not None and Path(checkpoint).is_file():
+            self._resume(read_checkpoint(checkpoint), checkpoint)
+        self.window = window if self.epoch == 0 else self.window
+        grids = []
+        for i, (volume, mask) in enumerate(cases):
+            if mask.shape != volume.shape:
+                raise SamedError(f"training case {i}: mask shape {mask.shape} differs from image shape {volume.shape}")
+            grid = GridVolume.build(volume.data, volume.spacing, resolve_window(self.window, volume.data),
+                                    self.config, self.backbone, cache_dir, mask=mask > 0)
+            if grid.embeddings is not None:
+                for done, total in grid.embeddings.compute():
+                    yield Progress(0, 1, f"case {i + 1}/{len(cases)}: embedding slice {done}/{total}")
+            grids.append(grid)
+        dev = self.backbone.device
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(params, lr=self.config.lr)
+        schedule = torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=max(epochs, 1), power=0.9)
+        if self._optimiser_state is not None:
+            optimiser.load_state_dict(self._optimiser_state["optimiser"])
+            schedule.load_state_dict(self._optimiser_state["schedule"])
+        loss_fn = BoundaryAwareLoss(self.config.boundary_weight)
+        augment = augmentations(self.config.lite)
+        steps = len(grids) * crops_per_case
+        total = epochs * steps
+        for epoch in range(self.epoch, epochs):
+            rng = np.random.default_rng([seed, epoch])
+            augment.set_random_state(seed=int(rng.integers(2**31)))
+            torch.manual_seed(int(rng.integers(2**31)))
+            self.model.train()
+            for step, case in enumerate(np.repeat(rng.permutation(len(grids)), crops_per_case)):
+                crop = augment(sample_crop(grids[case], self.config, rng))
+                points, labels = sample_clicks(torch.as_tensor(crop["label"]), self.config, rng)
+                emb = torch.as_tensor(crop["embeddings"])[None].to(dev) if self.config.lite else None
+                logits = self.model(torch.as_tensor(crop["image"])[None].float().to(dev), points.to(dev),
+                                    labels.to(dev), emb)
+                loss = loss_fn(logits, (torch.as_tensor(crop["label"])[None] > 0.5).long().to(dev))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                self.losses.append(loss.item())
+                done = epoch * steps + step + 1
+                yield Progress(done, total, f"epoch {epoch + 1}/{epochs}, loss {self.losses[-1]:.4f}", self.losses[-1])
+            schedule.step()
+            self.epoch = epoch + 1
+            self._optimiser_state = {"optimiser": optimiser.state_dict(), "schedule": schedule.state_dict()}
+            if checkpoint is not None:
+                self.save(checkpoint)
+        self.model.eval()
+        return self.losses
+
+    def _resume(self, state: dict, path: str | os.PathLike) -> None:
+        config = PromiseConfig.from_dict(state["config"])
+        if config != self.config:
+            raise SamedError(f"checkpoint {path} was trained with another configuration ({config.describe()}) than "
+                             f"this training ({self.config.describe()}); name a new checkpoint file")
+        self._load_state(state, path)
+
+    # -- inference -----------------------------------------------------------------------------------------
+    def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt], spacing: tuple[float, float, float] | None
+                = None) -> Task[np.ndarray]:
+        """Task: one 3D crop per object, centred on its first positive click; the label volume (z, y, x).
+
+        ``spacing`` is the volume's voxel size (default: the configured one, so no resampling).
+        """
+        for obj in prompts:
+            if isinstance(obj, BoxPrompt3D) or obj.box is not None:
+                raise SamedError("ProMISe takes clicks (points), not boxes: click inside the object instead")
+        check_prompts(prompts, embeddings.data.shape)
+        if (embeddings.backbone.name, embeddings.backbone.weights_id) != (self.backbone.name, self.backbone.weights_id):
+            raise SamedError(f"the embeddings come from {embeddings.backbone.name}; this ProMISe model uses "
+                             f"{self.backbone.name}")
+        grid = GridVolume.build(embeddings.data, spacing or self.config.spacing, embeddings.window, self.config,
+                                self.backbone, False if embeddings.dir is None else embeddings.dir.parent,
+                                embeddings=embeddings)
+        out = np.zeros(embeddings.data.shape, np.uint8 if max(p.label for p in prompts) < 256 else np.uint16)
+        for i, obj in enumerate(prompts):
+            clicks = np.array([[obj.z, y, x] for y, x in obj.points], float)
+            probability = self.predict(grid, grid.to_grid(clicks), np.asarray(obj.point_labels))
+            out[grid.to_volume(probability)] = obj.label
+            yield Progress(i + 1, len(prompts), f"object {obj.label}")
+        return out
+
+    @torch.inference_mode()
+    def predict(self, grid: GridVolume, clicks: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+        """Foreground probability on the whole grid from one crop centred on the first positive click."""
+        size = (self.config.crop,) * 3
+        start = crop_start(clicks[labels > 0][0], self.config.crop, align(self.config))
+        dev = self.backbone.device
+        image = take(grid.image, start, size)[None, None].float().to(dev)
+        points = normalise_points(torch.from_numpy(clicks - start).float(), size)[None].to(dev)
+        emb = crop_embeddings(grid.embeddings, start, self.config.crop)[None].to(dev) if self.config.lite else None
+        logits = self.model(image, points, torch.from_numpy(labels)[None].to(dev), emb)
+        crop = torch.softmax(logits.float(), dim=1)[0, 1].cpu()
+        return paste(crop, start, tuple(grid.image.shape))
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the trained weights (not the frozen pretrained ones), configuration, backbone identity, window
+        and training state, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        state = {
+            "kind": CHECKPOINT_KIND,
+            "config": self.config.to_dict(),
+            "backbone": self.backbone.name,
+            "weights_id": self.backbone.weights_id,
+            "weights_path": self.backbone.weights_path,
+            "window": self.window,
+            "model": {k: v.cpu() for k, v in self.model.state_dict().items() if k not in frozen},
+            "epoch": self.epoch,
+            "losses": self.losses,
+            "optimiser": self._optimiser_state,
+            "saved": time.time(),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        return path
+
+    def _load_state(self, state: dict, path: str | os.PathLike) -> None:
+        if state["backbone"] != self.backbone.name or state["weights_id"] != self.backbone.weights_id:
+            raise SamedError(f"ProMISe checkpoint {path} was trained on {state['backbone']} (weights "
+                             f"{state['weights_id'][:12]}), not on the loaded {self.backbone.name} "
+                             f"(weights {self.backbone.weights_id[:12]})")
+        frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        own = self.model.state_dict()
+        wrong = [k for k, v in state["model"].items() if k not in own or own[k].shape != v.shape]
+        missing = set(own) - set(state["model"]) - frozen
+        if wrong or missing:
+            raise SamedError(f"ProMISe checkpoint {path} does not fit a {self.config.describe()} model "
+                             f"(e.g. {', '.join(sorted(wrong or missing)[:3])})")
+        self.model.load_state_dict(state["model"], strict=False)
+        self.window, self.epoch = state["window"], int(state["epoch"])
+        self.losses = list(state["losses"])
+        self._optimiser_state = state["optimiser"]
+        self.model.eval()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backbone: Backbone) -> Promise:
+        """A trained method from ``path`` on ``backbone``; refuses a checkpoint made on another backbone."""
+        state = read_checkpoint(path)
+        if state["backbone"] != backbone.name:
+            raise SamedError(f"ProMISe checkpoint {path} was trained on {state['backbone']}, not on the loaded "
+                             f"{backbone.name}")
+        method = cls(backbone, PromiseConfig.from_dict(state["config"]))
+        method._load_state(state, path)
+        return method
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, device: str = "auto") -> Promise:
+        """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
+        state = read_checkpoint(path)
+        spec = get_spec(state["backbone"])
+        weights = None if spec.default_checkpoint else state["weights_path"]
+        return cls.load(path, load_backbone(spec.name, weights, device))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint's dict; `SamedError` for a missing, unreadable or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SamedError(f"ProMISe checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SamedError(f"cannot read ProMISe checkpoint {path}: truncated or not a checkpoint "
+                         f"({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        raise SamedError(f"{path} is not a napari-samed ProMISe checkpoint")
+    return state
