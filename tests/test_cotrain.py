@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import bbox, dice
+from conftest import CountingBackbone, bbox, dice
 from monai.losses import DiceCELoss
 
 from napari_samed import SamedError
@@ -15,17 +15,17 @@ from napari_samed.sample_data import write_sample_dataset
 from napari_samed.training import Dataset, load_slices, parse_structures, split_indices
 
 STRUCTURES = parse_structures("organ=1,lesion=2")
-SMALL = {"shape": (6, 96, 96), "spacing": (5.0, 2.7, 2.7)}
+SMALL = {"shape": (4, 96, 96), "spacing": (5.0, 2.7, 2.7)}
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return write_sample_dataset(tmp_path_factory.mktemp("msd") / "phantoms", cases=4, **SMALL)
+    return write_sample_dataset(tmp_path_factory.mktemp("msd") / "phantoms", cases=3, **SMALL)
 
 
-@pytest.fixture
-def tiny_splits(dataset, tiny_backbone):
-    return run_task(load_slices(Dataset.from_folder(dataset), STRUCTURES, tiny_backbone, "ct", False))
+@pytest.fixture(scope="module")
+def tiny_splits(dataset):
+    return run_task(load_slices(Dataset.from_folder(dataset), STRUCTURES, CountingBackbone(), "ct", False))
 
 
 def test_structures_are_named_unions_of_label_values():
@@ -144,3 +144,36 @@ def test_bad_datasets_get_clear_messages(dataset, tmp_path, tiny_backbone):
     (bad / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "organ"}}))
     with pytest.raises(SamedError, match=r"shape \(4, 32, 30\) but image a.nii.gz has \(4, 32, 32\)"):
         Dataset.from_folder(bad).cases[0].load()
+
+
+def test_train_segment_and_benchmark_commands(dataset, tmp_path, capsys, cache_dir):
+    from napari_samed.cli import main
+    from napari_samed.io import read_volume
+
+    common = ["--structures", "organ=1,lesion=2", "--epochs", "1", "--device", "cpu", "--cache", str(cache_dir)]
+    ckpt = tmp_path / "cotrain.ckpt"
+    assert main(["train", "cotrain", str(dataset), "-o", str(ckpt), *common, "--jitter", "lesion=2px"]) == 0
+    assert "best validation DSC" in capsys.readouterr().err
+    image, labels = Dataset.from_folder(dataset).cases[0].load()
+    z = int(np.argmax((labels == 2).sum(axis=(1, 2))))
+    boxes = [f"{z},{','.join(map(str, bbox(labels[z] == v)))}" for v in (1, 2)]
+    out = tmp_path / "seg.nii.gz"
+    args = ["segment", str(Dataset.from_folder(dataset).cases[0].image), "-o", str(out), "--method", "cotrain",
+            "--checkpoint", str(ckpt), "--cache", str(cache_dir), "--box", boxes[0], "--box", boxes[1]]
+    assert main(args) == 0
+    seg = read_volume(out).data
+    assert set(np.unique(seg)) <= {0, 1, 2} and (seg[z] == 2).any() and (seg[z] == 1).any()
+    assert not seg[np.arange(len(seg)) != z].any()
+
+    report = tmp_path / "report"
+    assert main(["benchmark", "cotrain", str(dataset), "-o", str(report), *common]) == 0
+    table = (report / "table1.md").read_text()
+    for row in ("untouched model", "single prompt", "co-train"):
+        assert f"| {row} |" in table
+    rows = (report / "table1.csv").read_text().splitlines()
+    assert rows[0] == "method,organ_iou,organ_dsc,organ_nsd,lesion_iou,lesion_dsc,lesion_nsd" and len(rows) == 4
+    assert all(0 <= float(v) <= 1 for r in rows[1:] for v in r.split(",")[1:])
+    assert list((report / "overlays").glob("*.png")) and (report / "single.ckpt").is_file()
+
+    assert main(["train", "cotrain", str(dataset / "imagesTr"), "-o", str(ckpt), *common]) == 2
+    assert "no dataset.json" in capsys.readouterr().err

@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
     sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--cases", type=int, metavar="N",
+                        help="write an MSD-style training folder of N phantoms (seeds SEED, SEED+1, ...) instead")
     train = sub.add_parser("train", help="train a method").add_subparsers(dest="method", required=True,
                                                                           metavar="METHOD")
     fs = train.add_parser("fewshot", help="fine-tune the few-shot decoder on a few labelled slices")
@@ -321,8 +323,13 @@ def cmd_embed(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .sample_data import write_sample
+    from .sample_data import write_sample, write_sample_dataset
 
+    if args.cases is not None:
+        if args.cases < 1:
+            raise SamedError(f"--cases must be at least 1; got {args.cases}")
+        print(write_sample_dataset(args.output, args.cases, args.seed))
+        return 0
     for path in write_sample(args.output, args.seed):
         print(path)
     return 0
