@@ -150,7 +150,8 @@ class CoTrain(ZeroShot):
         """Task: train on ``splits.train``, validate on ``splits.val`` after each epoch; returns the history.
 
         The decoder keeps the epoch with the best validation DSC (tight boxes), also written to ``output``
-        (atomically) whenever it improves and once more at the end, with the whole history. ``window`` is the embeddings' window, recorded in the checkpoint.
+        (atomically) whenever it improves and once more at the end, with the whole history. ``window`` is the
+        embeddings' window, recorded in the checkpoint.
         """
         if [s.name for s in splits.structures] != [s.name for s in self.structures]:
             raise SamedError("the training slices were made for other structures than this decoder's")
