@@ -1,0 +1,236 @@
+"""Several methods on the same volume and prompts, scored against a reference label.
+
+The headless core of the Compare widget, ``napari-samed benchmark --data`` and ``napari-samed demo --headless``:
+method slots (`MethodSlot`), loading them with errors kept per slot (`load_slots`), running them with shared
+embeddings (`run_slots`), simulated prompts (`simulate_prompts`), metric rows (`metrics_table`) and CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import SamedError
+from ..methods.base import Progress, Task, get_method
+from ..methods.prompts import BoxPrompt3D, Prompt, SlicePrompt
+from ..methods.zero_shot import mask_bbox
+from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone
+from .metrics import evaluate_masks
+
+PROMPT_KINDS = ("box", "box3d", "click")
+#: The prompt kinds each method understands, preferred first; few-shot takes none.
+UNDERSTANDS: dict[str, tuple[str, ...]] = {
+    "zero-shot": PROMPT_KINDS, "cotrain": ("box", "box3d"), "promise": ("click",), "fewshot": (),
+}
+METRICS = ("dsc", "iou", "nsd", "assd", "hd95")
+COLUMNS = ("method", "scope", *METRICS, "seconds", "error")
+
+
+@dataclass(frozen=True)
+class MethodSlot:
+    """One method to compare: untrained methods take a backbone ``model`` (and its weights file ``checkpoint``
+    where it is not bundled), trained ones their own ``checkpoint``. ``prompt`` is the prompt kind it gets
+    (None: no prompts, or not chosen yet)."""
+
+    method: str
+    model: str = DEFAULT_BACKBONE
+    checkpoint: Path | None = None
+    prompt: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return bool(get_method(self.method).trained)
+
+    @property
+    def name(self) -> str:
+        base = self.method if self.trained else f"{self.method} {self.model}"
+        return f"{base} ({self.prompt})" if self.prompt else base
+
+
+def parse_methods(text: str) -> list[MethodSlot]:
+    """``zero-shot:lite-medsam,zero-shot:sam-vit-b=WEIGHTS,cotrain:CKPT,fewshot:CKPT,promise:CKPT`` -> slots."""
+    slots = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        method, _, rest = item.partition(":")
+        trained = get_method(method).trained
+        if trained:
+            if not rest:
+                raise SamedError(f"method {method} needs its trained checkpoint: {method}:CKPT")
+            slots.append(MethodSlot(method, checkpoint=Path(rest)))
+        else:
+            model, _, weights = (rest or DEFAULT_BACKBONE).partition("=")
+            get_spec(model)
+            slots.append(MethodSlot(method, model, Path(weights) if weights else None))
+    if not slots:
+        raise SamedError("no methods given: e.g. --methods zero-shot:lite-medsam,fewshot:CKPT")
+    return slots
+
+
+def with_prompts(slots: Sequence[MethodSlot], available: Sequence[str], kinds: Sequence[str] | None = None,
+                 first_only: bool = False) -> list[MethodSlot]:
+    """Each slot once per prompt kind it understands among ``available`` (and ``kinds``, when given); only the
+    preferred one with ``first_only``. A slot that can take none of them is kept with its first kind, so that
+    running it reports what it lacks; few-shot (no prompts) stays as it is."""
+    out = []
+    for slot in slots:
+        understood = UNDERSTANDS.get(slot.method, PROMPT_KINDS)
+        if not understood:
+            out.append(slot)
+            continue
+        usable = [k for k in understood if k in available and (kinds is None or k in kinds)] or [understood[0]]
+        out += [replace(slot, prompt=k) for k in usable[:1 if first_only else None]]
+    return out
+
+
+@dataclass
+class SlotResult:
+    """A slot's label volume, or the error that stopped it; its run time in seconds (embedding included)."""
+
+    labels: np.ndarray | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def load_slots(slots: Sequence[MethodSlot], device: str = "auto") -> dict[MethodSlot, object]:
+    """The method of each slot, or the `SamedError` that prevented loading it (a missing checkpoint, ...).
+    Untrained slots with the same model share one backbone."""
+    backbones, methods = {}, {}
+    for slot in dict.fromkeys(replace(s, prompt=None) for s in slots):
+        cls = get_method(slot.method)
+        try:
+            if cls.trained:
+                if slot.checkpoint is None:
+                    raise SamedError(f"{slot.method} needs its trained checkpoint file")
+                methods[slot] = cls.open(slot.checkpoint, device)
+            else:
+                key = (slot.model, slot.checkpoint)
+                if key not in backbones:
+                    backbones[key] = load_backbone(slot.model, slot.checkpoint, device)
+                methods[slot] = cls(backbones[key])
+        except SamedError as exc:
+            methods[slot] = exc
+    return {s: methods[replace(s, prompt=None)] for s in slots}
+
+
+def case_window(spec: str | tuple | None, data: np.ndarray) -> str | tuple:
+    """The window for ``data``: ``auto`` takes uint8 images as already windowed (0-255), else as `resolve_window`
+    does (CT when values below -500 occur, else MR); other specs unchanged."""
+    if spec in (None, "auto") and data.dtype == np.uint8:
+        return (0.0, 255.0)
+    return spec or "auto"
+
+
+def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, list[Prompt]],
+              methods: dict[MethodSlot, object], window: str | tuple | None = "auto",
+              cache_dir: str | os.PathLike | None | bool = None) -> Task[dict[str, SlotResult]]:
+    """Task: each slot's labels (z, y, x) by slot name, or its error; the others run on after a failure.
+
+    ``prompts`` maps a prompt kind to its objects; a slot gets those of its kind. Slots whose backbones have
+    the same weights share one `VolumeEmbeddings` (and the on-disk cache).
+    """
+    window = case_window(window, data)
+    shared: dict[tuple, VolumeEmbeddings] = {}
+    results: dict[str, SlotResult] = {}
+    n = len(methods)
+    for i, (slot, method) in enumerate(methods.items()):
+        yield Progress(100 * i, 100 * n, f"{slot.name}: starting")
+        start = time.perf_counter()
+        try:
+            if isinstance(method, SamedError):
+                raise method
+            given = prompts.get(slot.prompt, []) if slot.prompt else []
+            if slot.prompt and not given:
+                raise SamedError(f"{slot.method} takes {slot.prompt} prompts; none were given")
+            backbone = method.backbone
+            key = (backbone.name, backbone.weights_id)
+            if key not in shared:
+                shared[key] = VolumeEmbeddings(data, backbone, window, cache_dir)
+            extra = {"spacing": tuple(spacing)} if slot.method == "promise" else {}
+            task = method.segment(shared[key], given, **extra)
+            while True:
+                try:
+                    step = next(task)
+                except StopIteration as stop:
+                    labels = stop.value
+                    break
+                yield Progress(100 * i + 100 * step.done // max(step.total, 1), 100 * n, f"{slot.name}: {step.message}")
+            results[slot.name] = SlotResult(labels, seconds=time.perf_counter() - start)
+        except SamedError as exc:
+            results[slot.name] = SlotResult(error=str(exc), seconds=time.perf_counter() - start)
+    yield Progress(100 * n, 100 * n, "done")
+    return results
+
+
+def simulate_prompts(reference: np.ndarray, spacing: Sequence[float]) -> dict[str, list[Prompt]]:
+    """Prompts as the papers simulate them from a label volume (any non-zero voxel is the object).
+
+    ``box``: the bounding box of the object on each slice where it occurs; ``box3d``: the 3D bounding box of each
+    connected component; ``click``: one positive click per component at its deepest point (largest distance
+    to the background, in mm with ``spacing``).
+    """
+    mask = np.asarray(reference) != 0
+    if not mask.any():
+        raise SamedError("the reference label is empty: no prompts can be simulated from it")
+    boxes: list[Prompt] = [SlicePrompt(int(z), 1, mask_bbox(mask[z])) for z in np.flatnonzero(mask.any(axis=(1, 2)))]
+    components, count = ndimage.label(mask)
+    depth = ndimage.distance_transform_edt(mask, sampling=[float(s) for s in spacing])
+    boxes3d: list[Prompt] = []
+    clicks: list[Prompt] = []
+    for label, box in enumerate(ndimage.find_objects(components), start=1):
+        zs, ys, xs = box
+        boxes3d.append(BoxPrompt3D((zs.start, ys.start, xs.start, zs.stop - 1, ys.stop - 1, xs.stop - 1), label))
+        inside = np.where(components == label, depth, 0)
+        z, y, x = np.unravel_index(int(np.argmax(inside)), mask.shape)
+        clicks.append(SlicePrompt(int(z), label, points=[(float(y), float(x))], point_labels=[1]))
+    return {"box": boxes, "box3d": boxes3d, "click": clicks}
+
+
+def check_reference(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The reference as a boolean volume; `SamedError` when its shape differs from the image's or it is empty."""
+    if tuple(reference.shape) != tuple(shape):
+        raise SamedError(f"the reference has shape {tuple(reference.shape)}; the image is {tuple(shape)}")
+    mask = np.asarray(reference) != 0
+    if not mask.any():
+        raise SamedError("the reference label is empty: nothing to compare against")
+    return mask
+
+
+def metrics_table(results: dict[str, SlotResult], reference: np.ndarray, spacing: Sequence[float],
+                  tolerance: float = 1.0, z: int | None = None) -> list[dict]:
+    """One row per method: DSC, IoU, NSD (``tolerance`` in mm), ASSD and HD95 (mm) of its non-zero voxels
+    against the reference's, over the volume or on slice ``z``; the error instead where it failed."""
+    ref = check_reference(reference, next((r.labels.shape for r in results.values() if r.labels is not None),
+                                          reference.shape))
+    rows = []
+    for name, result in results.items():
+        row: dict = {"method": name, "scope": "volume" if z is None else f"slice {z}",
+                     "seconds": round(result.seconds, 2), "error": result.error}
+        if result.labels is not None:
+            pred = result.labels != 0
+            if z is None:
+                row.update(evaluate_masks(pred, ref, spacing, tolerance))
+            elif ref[z].any():
+                row.update(evaluate_masks(pred[z], ref[z], list(spacing)[1:], tolerance))
+            else:
+                row["error"] = f"the reference is empty on slice {z}"
+        rows.append(row)
+    return rows
+
+
+def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> Path:
+    """The metric rows as CSV (empty cells for undefined values)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS})
+    return path
