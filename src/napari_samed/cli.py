@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -48,6 +49,16 @@ def _point(text: str) -> tuple[int, ...]:
     if len(values) not in (3, 4):
         raise argparse.ArgumentTypeError(f"a point is Z,Y,X or Z,Y,X,LABEL (1 positive, 0 negative); got {text!r}")
     return values
+
+
+def _kinds(text: str) -> list[str]:
+    from .evaluation.compare import PROMPT_KINDS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in PROMPT_KINDS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"prompt kinds are {', '.join(PROMPT_KINDS)} (comma-separated); got {text!r}")
+    return kinds
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -135,8 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cotrain_options(co)
     _add_model_options(co)
 
-    bench = sub.add_parser("benchmark", help="train and score methods on a labelled dataset; write a report")
-    suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
+    bench = sub.add_parser("benchmark", help="score methods on labelled volumes with simulated prompts, or run a "
+                                             "suite (cotrain); write a report")
+    bench.add_argument("--data", type=Path, metavar="DIR",
+                       help="folder of IMAGE / IMAGE_label volume pairs (e.g. X_img_uint8.nii.gz, X_label.nii.gz)")
+    bench.add_argument("-o", "--output", dest="report", type=Path, metavar="OUT",
+                       help="report folder: report.md, results.csv, a PNG per case")
+    bench.add_argument("--methods", default="zero-shot:lite-medsam", metavar="METHOD[:MODEL|:CKPT],...",
+                       help="methods to compare: zero-shot:MODEL[=WEIGHTS], cotrain:CKPT, fewshot:CKPT, "
+                            "promise:CKPT (default zero-shot:lite-medsam)")
+    bench.add_argument("--prompts", type=_kinds, metavar="box,box3d,click",
+                       help="simulated prompt kinds to use (default: every kind each method understands)")
+    bench.add_argument("--window", default="auto",
+                       help="ct, mr, LO,HI or auto (default: uint8 images as 0,255, else CT below -500, else MR)")
+    bench.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
+    bench.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    bench.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
+    suites = bench.add_subparsers(dest="suite", metavar="SUITE")
     bco = suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single prompt, co-train")
     _add_dataset_argument(bco)
     bco.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
@@ -144,7 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cotrain_options(bco)
     _add_model_options(bco)
 
-    sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
+    demo = sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
+    demo.add_argument("--headless", action="store_true",
+                      help="no display: zero-shot, five-slice few-shot and their comparison on the sample, as a "
+                           "report in OUT")
+    demo.add_argument("-o", "--output", type=Path, default=Path("samed_demo"), metavar="OUT",
+                      help="report folder of --headless (default samed_demo)")
+    demo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (--headless)")
+    demo.add_argument("--cache", type=Path, help="embedding cache folder (--headless)")
     return parser
 
 
@@ -308,6 +341,25 @@ def cmd_benchmark_cotrain(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from .evaluation.compare import PROMPT_KINDS, parse_methods, with_prompts
+    from .evaluation.report import benchmark, find_cases
+    from .methods import run_task
+
+    if args.data is None or args.report is None:
+        raise SamedError("benchmark needs --data DIR and -o OUT (or a suite: benchmark cotrain DATA -o DIR)")
+    cases, notes = find_cases(args.data)
+    slots = with_prompts(parse_methods(args.methods), PROMPT_KINDS, args.prompts)
+    for note in notes:
+        print(f"napari-samed: {note}", file=sys.stderr)
+    bar, update = _progress_bar("benchmark")
+    with bar:
+        run_task(benchmark(cases, slots, args.report, args.device, args.window, args.cache, args.tolerance, notes,
+                           args.command_line), update)
+    print(args.report / "report.md")
+    return 0
+
+
 def cmd_embed(args) -> int:
     from .io import read_volume
     from .methods import Progress
@@ -336,6 +388,15 @@ def cmd_sample(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.headless:
+        from .evaluation.report import demo_report
+        from .methods import run_task
+
+        bar, update = _progress_bar("demo")
+        with bar:
+            run_task(demo_report(args.output, args.device, args.cache), update)
+        print(args.output / "report.md")
+        return 0
     import napari
 
     from .widgets.demo import open_demo
@@ -355,12 +416,14 @@ BENCHMARKS = {"cotrain": cmd_benchmark_cotrain}
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["napari-samed", *argv])
     try:
         if args.command == "train":
             return TRAINERS[args.method](args)
         if args.command == "benchmark":
-            return BENCHMARKS[args.suite](args)
+            return BENCHMARKS[args.suite](args) if args.suite else cmd_benchmark(args)
         return COMMANDS[args.command](args)
     except SamedError as exc:
         print(f"napari-samed: error: {exc}", file=sys.stderr)
