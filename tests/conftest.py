@@ -87,9 +87,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture
 def errors(monkeypatch):
     """The error notifications the widgets show, instead of showing them."""
-    from napari_samed.widgets import fewshot, segment, tasks
+    from napari_samed.widgets import compare, fewshot, segment, tasks
 
     shown = []
-    for module in (fewshot, segment, tasks):
+    for module in (compare, fewshot, segment, tasks):
         monkeypatch.setattr(module, "show_error", shown.append)
     return shown

@@ -175,7 +175,8 @@ def write_report(cases: Sequence[CaseResult], out: str | os.PathLike, tolerance:
               f"volume: NSD at {tolerance:g} mm, ASSD and HD95 in mm; time includes computing embeddings that "
               f"were not cached yet.", ""]
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
-    lines += ["## Mean over cases", "", *_table(summary_rows(cases)), ""]
+    if len(cases) > 1:
+        lines += ["## Mean over cases", "", *_table(summary_rows(cases)), ""]
     for case in cases:
         png = write_figure(case, out / f"{case.name}.png")
         lines += [f"## {case.name}", "", f"{case.image.shape[0]} slices of {case.image.shape[1]}×"
@@ -214,7 +215,7 @@ def write_figure(case: CaseResult, path: Path) -> Path:
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.suptitle(f"{case.name}, slice {z} (reference outline in cyan)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
@@ -238,16 +239,16 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
     occupied = np.flatnonzero(reference.any(axis=(1, 2)))
     picks = [int(occupied[round(i)]) for i in np.linspace(1, len(occupied) - 2, shots)]
     fewshot = FewShot(backbone)
-    for step in fewshot.fit(embeddings, {z: reference[z].copy() for z in picks}):
+    for step in fewshot.fit(embeddings, {z: (reference[z] > 0).astype(np.uint8) for z in picks}):
         yield Progress(step.done, step.total, f"few-shot training on slices {picks}: {step.message}", step.loss)
     checkpoint = fewshot.save(out / "fewshot.ckpt")
     slots = [*with_prompts([MethodSlot("zero-shot")], PROMPT_KINDS), MethodSlot("fewshot", checkpoint=checkpoint)]
     methods = load_slots(slots, device)
     case = yield from compare_case("sample_ct", volume.data, reference, volume.spacing, methods, "auto", cache_dir)
-    notes = ["The sample volume (`napari-samed sample`); its reference labels organ (1) and lesion (2) are "
-             "scored together (any non-zero voxel).",
-             f"Few-shot: trained on {shots} slices of the reference ({', '.join(map(str, picks))}) and scored on "
-             f"the whole volume, those slices included.",
+    notes = ["The sample volume (`napari-samed sample`); the object is the organ with its lesion (reference "
+             "labels 1 and 2 together).",
+             f"Few-shot: trained on that object on {shots} slices of the reference ({', '.join(map(str, picks))}) "
+             f"and scored on the whole volume, those slices included.",
              "Zero-shot from one click segments the clicked slice only."]
     write_report([case], out, notes=notes, command=f"napari-samed demo --headless -o {out}")
     return [case]
