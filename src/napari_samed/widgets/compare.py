@@ -321,7 +321,8 @@ class CompareWidget(QWidget):
                 self._copies.append(copy)
                 overlay.visible = True
                 pairs += [copy, overlay]
-            self.viewer.layers.move_multiple([self.viewer.layers.index(layer) for layer in pairs], 0)
+            for i, layer in enumerate(pairs):  # bottom up: (image view, overlay) pairs fill the stride-2 cells
+                self.viewer.layers.move(self.viewer.layers.index(layer), i)
             grid.stride = 2
             grid.enabled = True
         else:
