@@ -8,6 +8,7 @@ embeddings (`run_slots`), simulated prompts (`simulate_prompts`), metric rows (`
 from __future__ import annotations
 
 import csv
+import inspect
 import os
 import time
 from collections.abc import Sequence
@@ -152,7 +153,8 @@ def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, lis
             key = (backbone.name, backbone.weights_id)
             if key not in shared:
                 shared[key] = VolumeEmbeddings(data, backbone, window, cache_dir)
-            extra = {"spacing": tuple(spacing)} if slot.method == "promise" else {}
+            takes_spacing = "spacing" in inspect.signature(method.segment).parameters  # 3D methods (ProMISe)
+            extra = {"spacing": tuple(spacing)} if takes_spacing else {}
             task = method.segment(shared[key], given, **extra)
             while True:
                 try:

@@ -15,6 +15,7 @@ from ..errors import SamedError
 from ..io import read_volume
 from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES
 from ..methods.base import Progress, Task
+from ..methods.zero_shot import mask_bbox
 from ..models import resolve_window
 from .compare import (
     METRICS,
@@ -134,8 +135,8 @@ def _fmt(value, metric: str) -> str:
     return f"{value:.3f}" if metric in ("dsc", "iou", "nsd") else f"{value:.1f}"
 
 
-def _table(rows: Sequence[dict], first: str = "method") -> list[str]:
-    head = f"| {first} | DSC | IoU | NSD | ASSD (mm) | HD95 (mm) | time (s) |"
+def _table(rows: Sequence[dict], first: str = "method", time: str = "time (s)") -> list[str]:
+    head = f"| {first} | DSC | IoU | NSD | ASSD (mm) | HD95 (mm) | {time} |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if row.get("error") and row.get("dsc") is None:
@@ -169,14 +170,14 @@ def write_report(cases: Sequence[CaseResult], out: str | os.PathLike, tolerance:
     lines = ["# Method comparison", ""]
     if command:
         lines += ["Made with:", "", "```bash", command, "```", ""]
-    lines += [f"Prompts simulated from each reference label: `box` a box per slice holding the object, `box3d` "
-              f"a 3D box per connected component (propagated from its middle slice), `click` one click per "
-              f"component at its deepest point. Metrics of any non-zero voxel against the reference, over the "
-              f"volume: NSD at {tolerance:g} mm, ASSD and HD95 in mm; time includes computing embeddings that "
-              f"were not cached yet.", ""]
+    lines += ["Prompts simulated from each reference label: `box` a box per slice holding the object, `box3d` a "
+              "3D box per connected component (propagated from its middle slice), `click` one click per component "
+              "at its deepest point (zero-shot decoders segment the clicked slice only). Metrics of any non-zero "
+              f"voxel against the reference, over the volume: NSD at {tolerance:g} mm, ASSD and HD95 in mm; time "
+              "includes computing embeddings that were not cached yet.", ""]
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     if len(cases) > 1:
-        lines += ["## Mean over cases", "", *_table(summary_rows(cases)), ""]
+        lines += ["## Mean over cases", "", *_table(summary_rows(cases), time="total time (s)"), ""]
     for case in cases:
         png = write_figure(case, out / f"{case.name}.png")
         lines += [f"## {case.name}", "", f"{case.image.shape[0]} slices of {case.image.shape[1]}×"
@@ -200,21 +201,26 @@ def write_figure(case: CaseResult, path: Path) -> Path:
 
     ref = case.reference != 0
     z = int(np.argmax(ref.sum(axis=(1, 2))))
+    y0, x0, y1, x1 = mask_bbox(ref.any(axis=0))
+    pad = max(24, (y1 - y0 + x1 - x0) // 2)  # the object and as much again around it
+    crop = (slice(max(y0 - pad, 0), y1 + pad + 1), slice(max(x0 - pad, 0), x1 + pad + 1))
     panels = {"reference": ref, **{name: (r.labels != 0 if r.labels is not None else None)
                                    for name, r in case.results.items()}}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.3), squeeze=False)
     for ax, (title, mask) in zip(axes[0], panels.items(), strict=True):
-        ax.imshow(case.image[z], cmap="gray", vmin=case.window[0], vmax=case.window[1])
+        ax.imshow(case.image[z][crop], cmap="gray", vmin=case.window[0], vmax=case.window[1])
         if mask is None:
             title = f"{title}\nfailed"
         else:
-            ax.imshow(np.ma.masked_where(~mask[z], mask[z]), cmap="autumn", alpha=0.45, interpolation="nearest")
+            shown = mask[z][crop]
+            ax.imshow(np.ma.masked_where(~shown, shown), cmap="autumn", alpha=0.45, interpolation="nearest")
             if title != "reference":
                 title = f"{title}\nslice DSC {per_slice_dsc(mask[z:z + 1], ref[z:z + 1])[0]:.3f}"
-        ax.contour(ref[z], levels=[0.5], colors="cyan", linewidths=0.7)
+        ax.contour(ref[z][crop], levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"{case.name}, slice {z} (reference outline in cyan)", fontsize=9)
+    fig.suptitle(f"{case.name}, slice {z}, y {crop[0].start}-{crop[0].stop - 1}, x {crop[1].start}-"
+                 f"{crop[1].stop - 1} (reference outline in cyan)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -248,7 +254,6 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
     notes = ["The sample volume (`napari-samed sample`); the object is the organ with its lesion (reference "
              "labels 1 and 2 together).",
              f"Few-shot: trained on that object on {shots} slices of the reference ({', '.join(map(str, picks))}) "
-             f"and scored on the whole volume, those slices included.",
-             "Zero-shot from one click segments the clicked slice only."]
+             f"and scored on the whole volume, those slices included."]
     write_report([case], out, notes=notes, command=f"napari-samed demo --headless -o {out}")
     return [case]

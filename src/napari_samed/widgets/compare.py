@@ -27,7 +27,7 @@ from ..evaluation.compare import (
     write_csv,
 )
 from ..evaluation.metrics import per_slice_dsc
-from ..methods import METHODS, Prompt, SlicePrompt, group_prompts
+from ..methods import METHODS, Progress, Prompt, SlicePrompt, group_prompts
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import geometry_metadata
 from .common import chosen_volume, layer_choices
@@ -251,7 +251,7 @@ class CompareWidget(QWidget):
         tolerance = self.tolerance.value
 
         def run():
-            yield from ()
+            yield Progress(0, 1, f"scoring with NSD at {tolerance:g} mm")
             return metrics_table(results, reference, spacing, tolerance)
 
         self.tasks.start(run, 1, "scoring", returned=self._rescored)
