@@ -82,6 +82,7 @@ def _add_cotrain_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
+    from .models import BACKBONES
 
     parser = argparse.ArgumentParser(prog="napari-samed", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -134,6 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="checkpoint to write (the epoch with the best validation DSC)")
     _add_cotrain_options(co)
     _add_model_options(co)
+
+    pm = train.add_parser("promise", help="train ProMISe (3D segmentation from one click) on labelled volumes")
+    _add_dataset_argument(pm)
+    pm.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
+                    help="checkpoint, written after every epoch; an existing one of the same configuration resumes")
+    pm.add_argument("--label", required=True, metavar="V[+V...]",
+                    help="the target's label value(s), e.g. 2 or 1+2 for their union")
+    pm.add_argument("--backbone", default="lite-medsam", choices=list(BACKBONES),
+                    help="pretrained 2D encoder: lite-medsam (default, CPU configuration) or a SAM ViT with "
+                         "--checkpoint (the paper's configuration, for a GPU)")
+    pm.add_argument("--checkpoint", type=Path, help="SAM weights file for a SAM ViT backbone")
+    pm.add_argument("--crop", type=int, help="crop side on the crop grid (default 32 on lite-medsam, 128 on a ViT)")
+    pm.add_argument("--epochs", type=int, default=20, help="passes over the training volumes (default 20)")
+    pm.add_argument("--crops", type=int, default=10, help="crops drawn from every volume per epoch (default 10)")
+    pm.add_argument("--seed", type=int, default=0)
+    pm.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
+    pm.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    pm.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
 
     bench = sub.add_parser("benchmark", help="train and score methods on a labelled dataset; write a report")
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
@@ -292,6 +311,41 @@ def cmd_train_cotrain(args) -> int:
     return 0
 
 
+def cmd_train_promise(args) -> int:
+    from dataclasses import replace
+
+    from .methods import Promise, run_task
+    from .methods.promise.config import default_config
+    from .models import load_backbone
+    from .training import Structure
+
+    try:
+        target = Structure("target", tuple(int(v) for v in args.label.split("+")))
+    except ValueError:
+        raise SamedError(f"--label is a label value or values joined by + (2, 1+2); got {args.label!r}") from None
+    if args.crop is not None and args.crop < 8:
+        raise SamedError(f"--crop must be at least 8; got {args.crop}")
+    dataset = _dataset(args.data)
+    dataset.check_structures([target])
+    backbone = load_backbone(args.backbone, args.checkpoint, args.device)
+    config = default_config(backbone.name)
+    method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
+    cases = []
+    for case in dataset.cases:
+        volume, labels = case.load()
+        cases.append((volume, target.mask(labels)))
+    if not any(mask.any() for _, mask in cases):
+        raise SamedError(f"label value(s) {args.label} occur in none of the {len(cases)} volumes")
+    bar, update = _progress_bar("train promise")
+    with bar:
+        losses = run_task(method.fit(cases, args.epochs, args.output, args.window or "auto", args.crops,
+                                     args.cache, args.seed), update)
+    print(f"napari-samed: {len(losses)} steps, {method.config.describe()}, last epoch's mean loss "
+          f"{sum(losses[-len(cases) * args.crops:]) / max(len(cases) * args.crops, 1):.4f}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
 def cmd_benchmark_cotrain(args) -> int:
     from .evaluation.cotrain_report import benchmark_cotrain
     from .methods import run_task
@@ -349,7 +403,7 @@ COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed
             "demo": cmd_demo}
 
 
-TRAINERS = {"fewshot": cmd_train_fewshot, "cotrain": cmd_train_cotrain}
+TRAINERS = {"fewshot": cmd_train_fewshot, "cotrain": cmd_train_cotrain, "promise": cmd_train_promise}
 BENCHMARKS = {"cotrain": cmd_benchmark_cotrain}
 
 
