@@ -56,6 +56,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_BACKBONE, choices=list(BACKBONES),
                    help=f"SAM-family backbone (default {DEFAULT_BACKBONE}, bundled)")
     p.add_argument("--checkpoint", type=Path, help="weights file for models other than lite-medsam")
+    _add_run_options(p)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
@@ -150,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--epochs", type=int, default=20, help="passes over the training volumes (default 20)")
     pm.add_argument("--crops", type=int, default=10, help="crops drawn from every volume per epoch (default 10)")
     pm.add_argument("--seed", type=int, default=0)
-    pm.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
-    pm.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    pm.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
+    _add_run_options(pm)
 
     bench = sub.add_parser("benchmark", help="train and score methods on a labelled dataset; write a report")
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
