@@ -70,11 +70,15 @@ def _add_dataset_argument(p: argparse.ArgumentParser) -> None:
                    help="an MSD-style folder (imagesTr/, labelsTr/, dataset.json) or IMAGE LABEL pairs")
 
 
-def _add_cotrain_options(p: argparse.ArgumentParser) -> None:
+def _add_cotrain_options(p: argparse.ArgumentParser, output: str, output_help: str, mode: bool = True) -> None:
+    """DATA, -o and the training options of ``train cotrain`` and (without ``--mode``) ``benchmark cotrain``."""
+    _add_dataset_argument(p)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar=output, help=output_help)
     p.add_argument("--structures", required=True, metavar="NAME=V[+V],...",
                    help="the structures to co-train and their label values, e.g. organ=1,lesion=2")
-    p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
-                   help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
+    if mode:
+        p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
+                       help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training slices (default 10)")
     p.add_argument("--batch", type=int, default=4, help="slices per optimiser step (default 4)")
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
@@ -82,6 +86,7 @@ def _add_cotrain_options(p: argparse.ArgumentParser) -> None:
                    help="largest outward shift of each box side per structure: a fraction of the object's size "
                         "(0.1, the default) or pixels (5px)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffling and the jitter")
+    _add_model_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,12 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--iterations", type=int, help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
     _add_model_options(fs)
 
-    co = train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several structures")
-    _add_dataset_argument(co)
-    co.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
-                    help="checkpoint to write (the epoch with the best validation DSC)")
-    _add_cotrain_options(co)
-    _add_model_options(co)
+    _add_cotrain_options(train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several "
+                                                          "structures"),
+                         "CKPT", "checkpoint to write (the epoch with the best validation DSC)")
 
     pm = train.add_parser("promise", help="train ProMISe (3D segmentation from one click) on labelled volumes")
     _add_dataset_argument(pm)
@@ -158,12 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("benchmark", help="train and score methods on a labelled dataset; write a report")
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
-    bco = suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single prompt, co-train")
-    _add_dataset_argument(bco)
-    bco.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
-                     help="report folder: table1.md, table1.csv, overlays/, the two checkpoints")
-    _add_cotrain_options(bco)
-    _add_model_options(bco)
+    _add_cotrain_options(suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single "
+                                                           "prompt, co-train"),
+                         "DIR", "report folder: table1.md, table1.csv, overlays/, the two checkpoints", mode=False)
 
     sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
     return parser
