@@ -175,3 +175,32 @@ def test_a_short_training_learns_one_click_lesion_segmentation_on_held_out_phant
     # measured: before 0.10 and 0.05, after 0.55 and 0.80 (seed 1 of the initialisation: 0.62 and 0.91)
     assert max(before) < 0.2
     assert np.mean(after) > 0.5 and min(after) > 0.4
+
+
+def test_train_and_segment_commands(tmp_path, capsys, cache_dir):
+    from napari_samed.cli import main
+    from napari_samed.io import read_volume
+    from napari_samed.sample_data import write_sample_dataset
+
+    data = write_sample_dataset(tmp_path / "msd", cases=1, seed=3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
+    ckpt = tmp_path / "promise.ckpt"
+    common = ["--device", "cpu", "--cache", str(cache_dir)]
+    args = ["train", "promise", str(data), "-o", str(ckpt), "--label", "2", "--crop", "8", "--epochs", "1",
+            "--crops", "2", *common]
+    assert main(args) == 0
+    assert "2 steps, lite-medsam, crop 8" in capsys.readouterr().err
+    image = data / "imagesTr" / "phantom_003.nii.gz"
+    labels = read_volume(data / "labelsTr" / "phantom_003.nii.gz").data
+    z, y, x = np.argwhere(labels == LESION)[0]
+    out = tmp_path / "seg.nii.gz"
+    assert main(["segment", str(image), "-o", str(out), "--method", "promise", "--checkpoint", str(ckpt),
+                 "--point", f"{z},{y},{x}", *common]) == 0
+    assert read_volume(out).shape == labels.shape
+
+    assert main(["segment", str(image), "-o", str(out), "--method", "promise", "--checkpoint", str(ckpt),
+                 "--point", "8,0,0", *common]) == 2
+    assert "outside the volume" in capsys.readouterr().err
+    assert main([*args[:7], "--crop", "16", "--epochs", "2", *common]) == 2
+    assert "trained with another configuration" in capsys.readouterr().err
+    assert main([*args[:6], "9", *args[7:]]) == 2
+    assert "label value(s) [9] are not in dataset.json" in capsys.readouterr().err

@@ -1,14 +1,18 @@
 """The Segment widget in a real napari viewer, with the real LiteMedSAM (GUI tests in the napari-sam style)."""
 
+from dataclasses import replace
+
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, bbox, dice
 from qtpy.QtCore import QTimer
 from scipy import ndimage
 
-from napari_samed.methods import CoTrain, FewShot
+from napari_samed.methods import CoTrain, FewShot, Promise, SlicePrompt, run_task
 from napari_samed.methods.fewshot import FewShotDecoder
+from napari_samed.methods.promise import CPU
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.napari_io import GEOMETRY_KEY
 from napari_samed.phantom import LESION, make_phantom
@@ -174,17 +178,17 @@ def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup,
     organ, lesion = labels[Z] > 0, labels[Z] == LESION
     fewshot = FewShot(load_backbone())
     fewshot.decoder, fewshot.labels = FewShotDecoder(fewshot.backbone, 1), [1]
-    widget.decoder.value = fewshot.save(tmp_path / "fewshot.ckpt")  # the wrong kind of checkpoint
+    widget.trained.value = fewshot.save(tmp_path / "fewshot.ckpt")  # the wrong kind of checkpoint
     _box(widget, image, Z, bbox(organ))
     _box(widget, image, Z, bbox(lesion))
     widget.segment_slice()
     _finish(qtbot, widget)
-    assert "is not a napari-samed co-trained decoder checkpoint but a napari-samed fewshot one" in errors[-1]
+    assert "is neither a co-trained decoder nor a ProMISe checkpoint (it is a napari-samed fewshot one)" in errors[-1]
     assert not widget.result_layer(image).data.any()
 
     method = CoTrain(load_backbone(), parse_structures("organ=1,lesion=2"))
     method.decoder.output_hypernetworks_mlps[0].layers[-1].bias.data += 0.05  # a decoder of its own
-    widget.decoder.value = method.save(tmp_path / "cotrain.ckpt")
+    widget.trained.value = method.save(tmp_path / "cotrain.ckpt")
     widget.segment_slice()
     _finish(qtbot, widget)
     result = widget.result_layer(image).data[Z]
@@ -193,6 +197,29 @@ def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup,
     assert session.embeddings.backbone.mask_decoder is not session.embeddings.backbone.model.mask_decoder
     widget.undo()
     assert not widget.result_layer(image).data.any()
+
+
+def test_promise_model_segments_a_click_in_3d(qtbot, make_napari_viewer, cache_dir, tmp_path):
+    volume, labels = make_phantom(3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))  # as in test_promise's CLI test
+    viewer = make_napari_viewer()
+    image = viewer.add_image(volume.data, scale=volume.spacing, name="small")
+    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
+    widget.auto.value = False
+    widget.image.value = image
+    torch.manual_seed(0)
+    method = Promise(load_backbone(), replace(CPU, crop=8))  # untrained: the wiring, not the accuracy
+    method.model.decoder.head.bias.data = torch.tensor([-5.0, 5.0])  # foreground over the whole crop
+    widget.trained.value = method.save(tmp_path / "promise.ckpt")
+    z, y, x = (int(v) for v in np.argwhere(labels == LESION)[0])
+    viewer.dims.set_point(0, image.data_to_world([z, 0, 0])[0])
+    widget.prompt_layers(image)[0].add([[z, y, x]])
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    result = widget.result_layer(image).data
+    emb = VolumeEmbeddings(volume, method.backbone, "auto", cache_dir)
+    expected = run_task(method.segment(emb, [SlicePrompt(z, 1, points=[(y, x)], point_labels=[1])]))
+    np.testing.assert_array_equal(result > 0, expected > 0)
+    assert result[z, y, x] == 1 and len(np.unique(np.nonzero(result)[0])) > 1  # a 3D result around the click
 
 
 def test_demo_opens_the_sample_with_the_widget(make_napari_viewer):

@@ -67,6 +67,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_BACKBONE, choices=list(BACKBONES),
                    help=f"SAM-family backbone (default {DEFAULT_BACKBONE}, bundled)")
     p.add_argument("--checkpoint", type=Path, help="weights file for models other than lite-medsam")
+    _add_run_options(p)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
@@ -77,11 +81,15 @@ def _add_dataset_argument(p: argparse.ArgumentParser) -> None:
                    help="an MSD-style folder (imagesTr/, labelsTr/, dataset.json) or IMAGE LABEL pairs")
 
 
-def _add_cotrain_options(p: argparse.ArgumentParser) -> None:
+def _add_cotrain_options(p: argparse.ArgumentParser, output: str, output_help: str, mode: bool = True) -> None:
+    """DATA, -o and the training options of ``train cotrain`` and (without ``--mode``) ``benchmark cotrain``."""
+    _add_dataset_argument(p)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar=output, help=output_help)
     p.add_argument("--structures", required=True, metavar="NAME=V[+V],...",
                    help="the structures to co-train and their label values, e.g. organ=1,lesion=2")
-    p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
-                   help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
+    if mode:
+        p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
+                       help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training slices (default 10)")
     p.add_argument("--batch", type=int, default=4, help="slices per optimiser step (default 4)")
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
@@ -89,10 +97,12 @@ def _add_cotrain_options(p: argparse.ArgumentParser) -> None:
                    help="largest outward shift of each box side per structure: a fraction of the object's size "
                         "(0.1, the default) or pixels (5px)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffling and the jitter")
+    _add_model_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
+    from .models import BACKBONES
 
     parser = argparse.ArgumentParser(prog="napari-samed", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -139,12 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--iterations", type=int, help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
     _add_model_options(fs)
 
-    co = train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several structures")
-    _add_dataset_argument(co)
-    co.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
-                    help="checkpoint to write (the epoch with the best validation DSC)")
-    _add_cotrain_options(co)
-    _add_model_options(co)
+    _add_cotrain_options(train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several "
+                                                          "structures"),
+                         "CKPT", "checkpoint to write (the epoch with the best validation DSC)")
+
+    pm = train.add_parser("promise", help="train ProMISe (3D segmentation from one click) on labelled volumes")
+    _add_dataset_argument(pm)
+    pm.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
+                    help="checkpoint, written after every epoch; an existing one of the same configuration resumes")
+    pm.add_argument("--label", required=True, metavar="V[+V...]",
+                    help="the target's label value(s), e.g. 2 or 1+2 for their union")
+    pm.add_argument("--backbone", default="lite-medsam", choices=list(BACKBONES),
+                    help="pretrained 2D encoder: lite-medsam (default, CPU configuration) or a SAM ViT with "
+                         "--checkpoint (the paper's configuration, for a GPU)")
+    pm.add_argument("--checkpoint", type=Path, help="SAM weights file for a SAM ViT backbone")
+    pm.add_argument("--crop", type=int, help="crop side on the crop grid (default 32 on lite-medsam, 128 on a ViT)")
+    pm.add_argument("--epochs", type=int, default=20, help="passes over the training volumes (default 20)")
+    pm.add_argument("--crops", type=int, default=10, help="crops drawn from every volume per epoch (default 10)")
+    pm.add_argument("--seed", type=int, default=0)
+    _add_run_options(pm)
 
     bench = sub.add_parser("benchmark", help="score methods on labelled volumes with simulated prompts, or run a "
                                              "suite (cotrain); write a report")
@@ -157,18 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "promise:CKPT (default zero-shot:lite-medsam)")
     bench.add_argument("--prompts", type=_kinds, metavar="box,box3d,click",
                        help="simulated prompt kinds to use (default: every kind each method understands)")
-    bench.add_argument("--window", default="auto",
-                       help="ct, mr, LO,HI or auto (default: uint8 images as 0,255, else CT below -500, else MR)")
     bench.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
-    bench.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    bench.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
+    _add_run_options(bench)  # --window auto also takes uint8 images as already windowed (0,255)
     suites = bench.add_subparsers(dest="suite", metavar="SUITE")
-    bco = suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single prompt, co-train")
-    _add_dataset_argument(bco)
-    bco.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
-                     help="report folder: table1.md, table1.csv, overlays/, the two checkpoints")
-    _add_cotrain_options(bco)
-    _add_model_options(bco)
+    _add_cotrain_options(suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single "
+                                                           "prompt, co-train"),
+                         "DIR", "report folder: table1.md, table1.csv, overlays/, the two checkpoints", mode=False)
 
     demo = sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
     demo.add_argument("--headless", action="store_true",
@@ -325,6 +342,41 @@ def cmd_train_cotrain(args) -> int:
     return 0
 
 
+def cmd_train_promise(args) -> int:
+    from dataclasses import replace
+
+    from .methods import Promise, run_task
+    from .methods.promise.config import default_config
+    from .models import load_backbone
+    from .training import Structure
+
+    try:
+        target = Structure("target", tuple(int(v) for v in args.label.split("+")))
+    except ValueError:
+        raise SamedError(f"--label is a label value or values joined by + (2, 1+2); got {args.label!r}") from None
+    if args.crop is not None and args.crop < 8:
+        raise SamedError(f"--crop must be at least 8; got {args.crop}")
+    dataset = _dataset(args.data)
+    dataset.check_structures([target])
+    backbone = load_backbone(args.backbone, args.checkpoint, args.device)
+    config = default_config(backbone.name)
+    method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
+    cases = []
+    for case in dataset.cases:
+        volume, labels = case.load()
+        cases.append((volume, target.mask(labels)))
+    if not any(mask.any() for _, mask in cases):
+        raise SamedError(f"label value(s) {args.label} occur in none of the {len(cases)} volumes")
+    bar, update = _progress_bar("train promise")
+    with bar:
+        losses = run_task(method.fit(cases, args.epochs, args.output, args.window or "auto", args.crops,
+                                     args.cache, args.seed), update)
+    print(f"napari-samed: {len(losses)} steps, {method.config.describe()}, last epoch's mean loss "
+          f"{sum(losses[-len(cases) * args.crops:]) / max(len(cases) * args.crops, 1):.4f}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
 def cmd_benchmark_cotrain(args) -> int:
     from .evaluation.cotrain_report import benchmark_cotrain
     from .methods import run_task
@@ -410,7 +462,7 @@ COMMANDS = {"segment": cmd_segment, "evaluate": cmd_evaluate, "embed": cmd_embed
             "demo": cmd_demo}
 
 
-TRAINERS = {"fewshot": cmd_train_fewshot, "cotrain": cmd_train_cotrain}
+TRAINERS = {"fewshot": cmd_train_fewshot, "cotrain": cmd_train_cotrain, "promise": cmd_train_promise}
 BENCHMARKS = {"cotrain": cmd_benchmark_cotrain}
 
 

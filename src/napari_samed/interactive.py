@@ -12,9 +12,13 @@ import os
 import numpy as np
 
 from .errors import SamedError
-from .io.volume import check_volume
+from .io.volume import Volume, check_volume
 from .methods.base import Progress, Task
+from .methods.checkpoint import checkpoint_kind
+from .methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
 from .methods.cotrain import CoTrain
+from .methods.promise import Promise
+from .methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
 from .methods.prompts import SlicePrompt, check_prompts
 from .methods.zero_shot import ZeroShot
 from .models import Backbone, VolumeEmbeddings, load_backbone
@@ -29,10 +33,14 @@ class InteractiveSession:
     never changes another object's voxels.
     """
 
-    def __init__(self, image: np.ndarray, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, image: np.ndarray, cache_dir: str | os.PathLike | None = None,
+                 spacing: tuple[float, float, float] | None = None):
         image = np.asarray(image)
         check_volume(image)
         self.image = image
+        self.spacing = spacing
+        self.promise: Promise | None = None
+        self._promise: tuple[tuple, Promise] | None = None
         self.labels = np.zeros(image.shape, np.uint16)
         self.current_label = 1
         self.cache_dir = cache_dir
@@ -43,24 +51,36 @@ class InteractiveSession:
     # -- model and embeddings ------------------------------------------------------------------------------
     def configure(self, model: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
                   device: str = "auto", window: str | tuple[float, float] = "auto",
-                  decoder: str | os.PathLike | None = None) -> VolumeEmbeddings:
-        """Load the backbone (once per model, checkpoint, device and decoder) and set up the embeddings.
+                  trained: str | os.PathLike | None = None) -> VolumeEmbeddings:
+        """Load the backbone (once per model, checkpoint, device and trained file) and set up the embeddings.
 
-        ``decoder`` is a co-trained decoder checkpoint (`CoTrain`) to use instead of the pretrained one. Slow: run
-        it in a worker.
+        ``trained`` is a checkpoint trained on that backbone: a co-trained decoder (`CoTrain`) replaces the
+        pretrained decoder; a ProMISe model (`Promise`) makes clicks segment in 3D (`segment_click_3d`).
+        Slow: run it in a worker.
         """
         key = (model, str(checkpoint) if checkpoint else None, device)
         if key not in self._backbones:
             self._backbones[key] = load_backbone(model, checkpoint, device)
         backbone = self._backbones[key]
-        if decoder:
-            tuned = (*key, str(decoder))
-            if tuned not in self._backbones:
-                self._backbones[tuned] = CoTrain.load(decoder, backbone).backbone
-            backbone = self._backbones[tuned]
+        self.promise = None
+        if trained:
+            kind = checkpoint_kind(trained)
+            if kind == PROMISE_KIND:
+                if self._promise is None or self._promise[0] != (*key, str(trained)):
+                    self._promise = ((*key, str(trained)), Promise.load(trained, backbone))
+                self.promise = self._promise[1]
+            elif kind == COTRAIN_KIND:
+                tuned = (*key, str(trained))
+                if tuned not in self._backbones:
+                    self._backbones[tuned] = CoTrain.load(trained, backbone).backbone
+                backbone = self._backbones[tuned]
+            else:
+                raise SamedError(f"{trained} is neither a co-trained decoder nor a ProMISe checkpoint"
+                                 + (f" (it is a {kind} one)" if kind else ""))
         emb = self.embeddings
         if emb is None or emb.backbone is not backbone or emb.window_spec != window:
-            self.embeddings = VolumeEmbeddings(self.image, backbone, window, self.cache_dir)
+            volume = self.image if self.spacing is None else Volume(self.image, spacing=self.spacing)
+            self.embeddings = VolumeEmbeddings(volume, backbone, window, self.cache_dir)
         return self.embeddings
 
     def embed(self, first: int = 0) -> Task[None]:
@@ -95,6 +115,15 @@ class InteractiveSession:
         masks = ZeroShot(emb.backbone).segment_boxes(emb, int(z), boxes)
         yield Progress(1, 1, f"slice {z}: {len(boxes)} boxes")
         return {i: {int(z): m} for i, m in enumerate(masks, start=1)}
+
+    def segment_click_3d(self, z: int, points: list[tuple[float, float]], point_labels: list[int]) -> Task[Masks]:
+        """The current object in 3D from clicks on slice ``z`` with the configured ProMISe model."""
+        emb = self._ready()
+        if self.promise is None:
+            raise SamedError("no ProMISe model loaded: choose a ProMISe checkpoint as the trained model")
+        prompt = SlicePrompt(int(z), 1, None, list(points), list(point_labels))
+        labels = yield from self.promise.segment(emb, [prompt])
+        return {zz: labels[zz] > 0 for zz in range(self.image.shape[0])}
 
     def propagate(self, z: int, box: tuple[int, int, int, int] | None = None) -> Task[Masks]:
         """Propagate the current object through the volume from slice ``z``.

@@ -58,7 +58,8 @@ def write_tables(results: dict[str, dict], structures: Sequence[str], out: Path,
         text = f"{v:.3f}" if c[1] == "nsd" else f"{100 * v:.1f}"
         return f"**{text}**" if v == best[c] else text
 
-    header = "| | " + " | ".join(f"{s} {'NSD' if m == 'nsd' else m.upper() + ' (%)'}" for s, m in columns) + " |"
+    titles = {"iou": "IoU (%)", "dsc": "DSC (%)", "nsd": "NSD"}
+    header = "| | " + " | ".join(f"{s} {titles[m]}" for s, m in columns) + " |"
     lines = ["# Co-training: Table 1", "", note, "", header, "|---" * (len(columns) + 1) + "|"]
     lines += ["| " + ROWS[r] + " | " + " | ".join(cell(r, c) for c in columns) + " |" for r in results]
     md = out / "table1.md"

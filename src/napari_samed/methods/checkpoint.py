@@ -27,6 +27,15 @@ def write_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     return path
 
 
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` a napari-samed checkpoint records, or None for any other file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    return state.get("kind") if isinstance(state, dict) else None
+
+
 def read_checkpoint(path: str | os.PathLike, kind: str, what: str) -> dict:
     """The state saved by `write_checkpoint`; `SamedError` unless it is a readable checkpoint of ``kind``."""
     path = Path(path)

@@ -129,7 +129,7 @@ class CoTrain(ZeroShot):
         self.history: list[dict] = []
 
     # -- training ------------------------------------------------------------------------------------------
-    def _items(self, slices: Sequence[TrainingSlice]) -> list[tuple[TrainingSlice, list[int]]]:
+    def training_items(self, slices: Sequence[TrainingSlice]) -> list[tuple[TrainingSlice, list[int]]]:
         """Training items: every slice with all its structures (co-train) or one per structure (single)."""
         if self.mode == "cotrain":
             return [(s, s.present()) for s in slices]
@@ -155,7 +155,7 @@ class CoTrain(ZeroShot):
         """
         if [s.name for s in splits.structures] != [s.name for s in self.structures]:
             raise SamedError("the training slices were made for other structures than this decoder's")
-        items = self._items(splits.train)
+        items = self.training_items(splits.train)
         if not items or not splits.val:
             raise SamedError(f"nothing to train or validate on: {splits.summary()}")
         self.window = window

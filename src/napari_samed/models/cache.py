@@ -47,6 +47,7 @@ class VolumeEmbeddings:
     def __init__(self, volume: Volume | np.ndarray, backbone: Backbone, window: str | tuple | None = "auto",
                  cache_dir: str | os.PathLike | None | bool = None, memory_slices: int = 64):
         self.data = volume.data if isinstance(volume, Volume) else np.asarray(volume)
+        self.spacing = volume.spacing if isinstance(volume, Volume) else None
         self.backbone = backbone
         self.window_spec = window
         self.window = resolve_window(window, self.data)

@@ -13,6 +13,9 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
+from ..methods.checkpoint import checkpoint_kind
+from ..methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
+from ..methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
 from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
@@ -49,10 +52,11 @@ class SegmentWidget(QWidget):
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.fields = ModelFields()
         self.model, self.checkpoint, self.device = self.fields.widgets
-        self.decoder = FileEdit(label="decoder", mode="r", filter="*.ckpt *.pt", value="",
-                                tooltip="optional: a co-trained decoder checkpoint (napari-samed train cotrain) "
-                                        "to use instead of the model's own; the boxes of one slice are then "
-                                        "segmented together, one object each")
+        self.trained = FileEdit(label="trained model", mode="r", filter="*.ckpt *.pt", value="",
+                                tooltip="optional, trained on the chosen model: a co-trained decoder (napari-samed "
+                                        "train cotrain) replaces the model's decoder and segments the boxes of a "
+                                        "slice together, one object each; a ProMISe model (train promise) turns "
+                                        "clicks into a 3D segmentation")
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr", LAYER_WINDOW], value="auto")
         self.auto = CheckBox(text="segment as prompts change", value=True)
         self.segment_button = PushButton(text="Segment slice")
@@ -63,7 +67,7 @@ class SegmentWidget(QWidget):
         self.tasks = TaskRunner()
         self.progress, self.status = self.tasks.progress, self.tasks.status
         self.form = Container(widgets=[
-            self.image, self.model, self.checkpoint, self.device, self.decoder, self.window, self.auto,
+            self.image, self.model, self.checkpoint, self.device, self.trained, self.window, self.auto,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
             Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),
@@ -134,7 +138,8 @@ class SegmentWidget(QWidget):
     def session(self, image: Image) -> InteractiveSession:
         key = id(image)
         if key not in self.sessions:
-            self.sessions[key] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir)
+            self.sessions[key] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir,
+                                                    spacing=tuple(float(s) for s in image.scale))
         return self.sessions[key]
 
     # -- reading the GUI -----------------------------------------------------------------------------------
@@ -153,8 +158,8 @@ class SegmentWidget(QWidget):
 
     def _settings(self, image: Image) -> dict:
         window = tuple(image.contrast_limits) if self.window.value == LAYER_WINDOW else self.window.value
-        decoder = str(self.decoder.value)
-        return {**self.fields.settings(), "window": window, "decoder": decoder if decoder not in ("", ".") else None}
+        trained = str(self.trained.value)
+        return {**self.fields.settings(), "window": window, "trained": trained if trained not in ("", ".") else None}
 
     def slice_boxes(self, image: Image, z: int) -> list[tuple[int, int, int, int]]:
         """The boxes on slice ``z`` in drawing order, in voxel indices of ``image``."""
@@ -181,14 +186,21 @@ class SegmentWidget(QWidget):
         """Segment the current object on the current slice from that slice's prompts.
 
         With a co-trained decoder chosen and several boxes on the slice, the boxes are segmented together as
-        objects 1, 2, ... in drawing order (points are not used then).
+        objects 1, 2, ... in drawing order (points are not used then). With a ProMISe model chosen, the slice's
+        clicks segment the current object in 3D.
         """
         def plan(image, session):
             z = self.current_slice(image)
             boxes = self.slice_boxes(image, z)
-            if self._settings(image)["decoder"] and len(boxes) > 1:
+            kind = checkpoint_kind(self._settings(image)["trained"] or "")
+            if kind == COTRAIN_KIND and len(boxes) > 1:
                 return 1, f"segmenting {len(boxes)} boxes on slice {z}", session.segment_boxes(z, boxes)
             box, points, labels = self.slice_prompts(image, z)
+            if kind == PROMISE_KIND:
+                if not any(labels):
+                    raise SamedError(f"ProMISe segments from clicks: add a positive point on slice {z}")
+                task = session.segment_click_3d(z, points, labels)
+                return 1, f"ProMISe 3D from slice {z}", _one_object(task, session.current_label)
             if box is None and not points:
                 raise SamedError(f"no prompts on slice {z}: draw a box or click points first")
             task = session.segment_slice(z, box, points, labels)

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from ...errors import SamedError
-from ...io.atomic import atomic_path
 from ...io.volume import Volume
-from ...models.backbone import Backbone, load_backbone
+from ...models.backbone import Backbone
 from ...models.cache import VolumeEmbeddings
 from ...models.preprocess import resolve_window
-from ...models.registry import get_spec
 from ..base import Progress, Task, register
+from ..checkpoint import backbone_identity, check_backbone, open_backbone, write_checkpoint
+from ..checkpoint import read_checkpoint as read_method_checkpoint
 from ..prompts import BoxPrompt3D, Prompt, check_prompts
 from .config import PromiseConfig, default_config
 from .grid import GridVolume, crop_embeddings, crop_start, paste, take
@@ -120,7 +120,7 @@ class Promise:
                 = None) -> Task[np.ndarray]:
         """Task: one 3D crop per object, centred on its first positive click; the label volume (z, y, x).
 
-        ``spacing`` is the volume's voxel size (default: the configured one, so no resampling).
+        ``spacing`` is the volume's voxel size (default: the embeddings' volume's, else the configured one).
         """
         for obj in prompts:
             if isinstance(obj, BoxPrompt3D) or obj.box is not None:
@@ -129,7 +129,8 @@ class Promise:
         if (embeddings.backbone.name, embeddings.backbone.weights_id) != (self.backbone.name, self.backbone.weights_id):
             raise SamedError(f"the embeddings come from {embeddings.backbone.name}; this ProMISe model uses "
                              f"{self.backbone.name}")
-        grid = GridVolume.build(embeddings.data, spacing or self.config.spacing, embeddings.window, self.config,
+        spacing = spacing or embeddings.spacing or self.config.spacing
+        grid = GridVolume.build(embeddings.data, spacing, embeddings.window, self.config,
                                 self.backbone, False if embeddings.dir is None else embeddings.dir.parent,
                                 embeddings=embeddings)
         out = np.zeros(embeddings.data.shape, np.uint8 if max(p.label for p in prompts) < 256 else np.uint16)
@@ -157,31 +158,21 @@ class Promise:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the trained weights (not the frozen pretrained ones), configuration, backbone identity, window
         and training state, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
-        state = {
+        return write_checkpoint(path, {
             "kind": CHECKPOINT_KIND,
             "config": self.config.to_dict(),
-            "backbone": self.backbone.name,
-            "weights_id": self.backbone.weights_id,
-            "weights_path": self.backbone.weights_path,
+            **backbone_identity(self.backbone),
             "window": self.window,
             "model": {k: v.cpu() for k, v in self.model.state_dict().items() if k not in frozen},
             "epoch": self.epoch,
             "losses": self.losses,
             "optimiser": self._optimiser_state,
             "saved": time.time(),
-        }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-        return path
+        })
 
     def _load_state(self, state: dict, path: str | os.PathLike) -> None:
-        if state["backbone"] != self.backbone.name or state["weights_id"] != self.backbone.weights_id:
-            raise SamedError(f"ProMISe checkpoint {path} was trained on {state['backbone']} (weights "
-                             f"{state['weights_id'][:12]}), not on the loaded {self.backbone.name} "
-                             f"(weights {self.backbone.weights_id[:12]})")
+        check_backbone(state, self.backbone, path, "ProMISe")
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
         own = self.model.state_dict()
         wrong = [k for k, v in state["model"].items() if k not in own or own[k].shape != v.shape]
@@ -210,21 +201,9 @@ class Promise:
     def open(cls, path: str | os.PathLike, device: str = "auto") -> Promise:
         """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
         state = read_checkpoint(path)
-        spec = get_spec(state["backbone"])
-        weights = None if spec.default_checkpoint else state["weights_path"]
-        return cls.load(path, load_backbone(spec.name, weights, device))
+        return cls.load(path, open_backbone(state, device))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint's dict; `SamedError` for a missing, unreadable or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SamedError(f"ProMISe checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SamedError(f"cannot read ProMISe checkpoint {path}: truncated or not a checkpoint "
-                         f"({type(exc).__name__})") from exc
-    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
-        raise SamedError(f"{path} is not a napari-samed ProMISe checkpoint")
-    return state
+    return read_method_checkpoint(path, CHECKPOINT_KIND, "ProMISe")
