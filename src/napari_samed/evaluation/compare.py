@@ -8,7 +8,6 @@ embeddings (`run_slots`), simulated prompts (`simulate_prompts`), metric rows (`
 from __future__ import annotations
 
 import csv
-import inspect
 import os
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SamedError
+from ..io.volume import Volume
 from ..methods.base import Progress, Task, get_method
 from ..methods.prompts import BoxPrompt3D, Prompt, SlicePrompt
 from ..methods.zero_shot import mask_bbox
@@ -152,10 +152,8 @@ def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, lis
             backbone = method.backbone
             key = (backbone.name, backbone.weights_id)
             if key not in shared:
-                shared[key] = VolumeEmbeddings(data, backbone, window, cache_dir)
-            takes_spacing = "spacing" in inspect.signature(method.segment).parameters  # 3D methods (ProMISe)
-            extra = {"spacing": tuple(spacing)} if takes_spacing else {}
-            task = method.segment(shared[key], given, **extra)
+                shared[key] = VolumeEmbeddings(Volume(data, spacing=tuple(spacing)), backbone, window, cache_dir)
+            task = method.segment(shared[key], given)
             while True:
                 try:
                     step = next(task)
