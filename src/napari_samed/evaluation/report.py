@@ -13,10 +13,11 @@ import numpy as np
 
 from ..errors import SamedError
 from ..io import read_volume
-from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES
+from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
 from ..methods.base import Progress, Task
 from ..methods.zero_shot import mask_bbox
 from ..models import resolve_window
+from ..training.datasets import Case
 from .compare import (
     METRICS,
     PROMPT_KINDS,
@@ -37,21 +38,6 @@ LABEL_SUFFIX = re.compile(r"_labels?$", re.IGNORECASE)
 IMAGE_SUFFIX = re.compile(r"_(img_uint8|img|image|hu|ct)$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    image: Path
-    label: Path
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in NIFTI_SUFFIXES + TIFF_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def find_cases(folder: str | os.PathLike) -> tuple[list[Case], list[str]]:
     """Image/label pairs in ``folder`` and notes on the files left out.
 
@@ -63,10 +49,10 @@ def find_cases(folder: str | os.PathLike) -> tuple[list[Case], list[str]]:
     if not folder.is_dir():
         raise SamedError(f"--data {folder} is not a folder")
     files = sorted(p for p in folder.iterdir() if p.name.lower().endswith(NIFTI_SUFFIXES + TIFF_SUFFIXES))
-    labels = {LABEL_SUFFIX.sub("", _stem(p)): p for p in files if LABEL_SUFFIX.search(_stem(p))}
+    labels = {LABEL_SUFFIX.sub("", file_stem(p)): p for p in files if LABEL_SUFFIX.search(file_stem(p))}
     cases, notes = [], []
-    for image in (p for p in files if not LABEL_SUFFIX.search(_stem(p))):
-        stem = _stem(image)
+    for image in (p for p in files if not LABEL_SUFFIX.search(file_stem(p))):
+        stem = file_stem(image)
         base = IMAGE_SUFFIX.sub("", stem)
         key = base if base in labels else next((k for k in sorted(labels) if k.endswith(base)), None)
         if key is None:
@@ -79,7 +65,7 @@ def find_cases(folder: str | os.PathLike) -> tuple[list[Case], list[str]]:
         if key != base:
             notes.append(f"{image.name} has no label of its own: paired with {labels[key].name} (same shape "
                          f"{shapes[0]})")
-        cases.append(Case(stem, image, labels[key]))
+        cases.append(Case(image, labels[key]))
     if not cases:
         raise SamedError(f"no image/label pairs (IMAGE and IMAGE_label) in {folder}")
     return cases, notes
@@ -115,8 +101,8 @@ def benchmark(cases: Sequence[Case], slots: Sequence[MethodSlot], out: str | os.
     methods = load_slots(slots, device)
     done = []
     for i, case in enumerate(cases):
-        volume, labels = read_volume(case.image), read_volume(case.label)
-        task = compare_case(case.name, volume.data, labels.data, volume.spacing, methods, window, cache_dir,
+        volume, labels = case.load()
+        task = compare_case(case.name, volume.data, labels, volume.spacing, methods, window, cache_dir,
                             tolerance)
         while True:
             try:

@@ -34,6 +34,13 @@ def volume_format(path: str | os.PathLike) -> str:
     raise SamedError(f"{path}: unsupported file type; expected one of {', '.join(NIFTI_SUFFIXES + TIFF_SUFFIXES)}")
 
 
+def file_stem(path: str | os.PathLike) -> str:
+    """The file name without its volume suffix (``case.nii.gz`` -> ``case``)."""
+    name = Path(path).name
+    suffix = next((x for x in NIFTI_SUFFIXES + TIFF_SUFFIXES if name.lower().endswith(x)), "")
+    return name[: len(name) - len(suffix)]
+
+
 def read_volume(path: str | os.PathLike) -> Volume:
     """Read a NIfTI or TIFF file as a `Volume` in the (z, y, x) view."""
     path = Path(path)

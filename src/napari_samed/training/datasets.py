@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SamedError
 from ..io import Volume, read_volume
+from ..io.readers import file_stem
 
 SPLITS = ("train", "val", "test")
 FRACTIONS = (0.7, 0.15, 0.15)
@@ -61,7 +62,7 @@ class Case:
 
     @property
     def name(self) -> str:
-        return self.image.name.split(".")[0]
+        return file_stem(self.image)
 
     def load(self) -> tuple[Volume, np.ndarray]:
         """The image volume and its integer label array, checked to share a grid."""
