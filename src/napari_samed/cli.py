@@ -52,7 +52,7 @@ def _point(text: str) -> tuple[int, ...]:
 
 
 def _kinds(text: str) -> list[str]:
-    from .evaluation.compare import PROMPT_KINDS
+    from .methods import PROMPT_KINDS
 
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     bad = [k for k in kinds if k not in PROMPT_KINDS]
@@ -394,9 +394,9 @@ def cmd_benchmark_cotrain(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from .evaluation.compare import PROMPT_KINDS, parse_methods, with_prompts
+    from .evaluation.compare import parse_methods, with_prompts
     from .evaluation.report import benchmark, find_cases
-    from .methods import run_task
+    from .methods import PROMPT_KINDS, run_task
 
     if args.data is None or args.report is None:
         raise SamedError("benchmark needs --data DIR and -o OUT (or a suite: benchmark cotrain DATA -o DIR)")

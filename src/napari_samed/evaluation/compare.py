@@ -25,11 +25,6 @@ from ..methods.zero_shot import mask_bbox
 from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone
 from .metrics import evaluate_masks
 
-PROMPT_KINDS = ("box", "box3d", "click")
-#: The prompt kinds each method understands, preferred first; few-shot takes none.
-UNDERSTANDS: dict[str, tuple[str, ...]] = {
-    "zero-shot": PROMPT_KINDS, "cotrain": ("box", "box3d"), "promise": ("click",), "fewshot": (),
-}
 METRICS = ("dsc", "iou", "nsd", "assd", "hd95")
 COLUMNS = ("method", "scope", *METRICS, "seconds", "error")
 
@@ -81,7 +76,7 @@ def with_prompts(slots: Sequence[MethodSlot], available: Sequence[str], kinds: S
     running it reports what it lacks; few-shot (no prompts) stays as it is."""
     out = []
     for slot in slots:
-        understood = UNDERSTANDS.get(slot.method, PROMPT_KINDS)
+        understood = get_method(slot.method).prompts
         if not understood:
             out.append(slot)
             continue

@@ -14,13 +14,12 @@ import numpy as np
 from ..errors import SamedError
 from ..io import read_volume
 from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
-from ..methods.base import Progress, Task
+from ..methods.base import PROMPT_KINDS, Progress, Task
 from ..methods.zero_shot import mask_bbox
 from ..models import resolve_window
 from ..training.datasets import Case
 from .compare import (
     METRICS,
-    PROMPT_KINDS,
     MethodSlot,
     SlotResult,
     case_window,

@@ -1,6 +1,6 @@
 """Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets."""
 
-from .base import METHODS, Method, Progress, Task, get_method, register, run_task
+from .base import METHODS, PROMPT_KINDS, Method, Progress, Task, get_method, register, run_task
 from .cotrain import CoTrain
 from .fewshot import FewShot
 from .promise import Promise
@@ -9,6 +9,7 @@ from .zero_shot import ZeroShot
 
 __all__ = [
     "METHODS",
+    "PROMPT_KINDS",
     "BoxPrompt3D",
     "CoTrain",
     "FewShot",

@@ -42,8 +42,14 @@ def run_task(task: Task[T], callback: Callable[[Progress], None] | None = None) 
             callback(step)
 
 
+#: The prompt kinds of the CLI, the comparison and the papers: a box on a slice, a 3D box, clicks.
+PROMPT_KINDS = ("box", "box3d", "click")
+
+
 class Method(Protocol):
     """A segmentation method: ``segment`` turns embeddings and prompts into a label volume (z, y, x).
+
+    ``prompts`` are the `PROMPT_KINDS` it understands, preferred first (none: it segments without prompts).
 
     Untrained methods are built from a backbone, ``Method(backbone)``; trained ones (``trained = True``) from
     their checkpoint, ``Method.open(path, device)``, which also loads the backbone they were trained on.
@@ -51,6 +57,7 @@ class Method(Protocol):
 
     name: ClassVar[str]
     trained: ClassVar[bool]
+    prompts: ClassVar[tuple[str, ...]]
 
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt]) -> Task[np.ndarray]: ...
 

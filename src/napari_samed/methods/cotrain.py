@@ -114,6 +114,7 @@ class CoTrain(ZeroShot):
 
     name = "cotrain"
     trained = True
+    prompts = ("box", "box3d")  # what it was trained with
 
     def __init__(self, base: Backbone, structures: Sequence[Structure] = (), mode: str = "cotrain",
                  jitter: dict[str, Jitter] | None = None):

@@ -109,6 +109,7 @@ class FewShot:
 
     name = "fewshot"
     trained = True
+    prompts = ()
 
     def __init__(self, backbone: Backbone):
         self.backbone = backbone

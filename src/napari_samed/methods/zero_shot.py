@@ -13,7 +13,7 @@ import numpy as np
 
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
-from .base import Progress, Task, register
+from .base import PROMPT_KINDS, Progress, Task, register
 from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts
 
 #: Candidate half-margins around the clicked points, as fractions of the slice's longest side.
@@ -83,6 +83,7 @@ class ZeroShot:
 
     name = "zero-shot"
     trained = False
+    prompts = PROMPT_KINDS
 
     def __init__(self, backbone: Backbone):
         self.backbone = backbone

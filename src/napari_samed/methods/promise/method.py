@@ -35,6 +35,7 @@ class Promise:
 
     name = "promise"
     trained = True
+    prompts = ("click",)
 
     def __init__(self, backbone: Backbone, config: PromiseConfig | None = None):
         self.backbone = backbone
