@@ -79,7 +79,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=CPU.crop)
     parser.add_argument("--forward", choices=["lite-medsam", "sam-vit-b"])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "promise-bench-cache")
-    parser.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "promise-bench.ckpt")
+    parser.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "promise-bench.ckpt",
+                        help="written after every epoch; an existing one resumes, so name a new file for a new run")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the network's initialisation and the training")
     args = parser.parse_args()
     if args.forward:
         print("| configuration | forward, s | peak RSS, GiB | RSS growth, GiB | trainable |")
@@ -87,6 +89,7 @@ def main() -> None:
         forward(args.forward, args.crop)
         return
     backbone = load_backbone("lite-medsam", device="cpu")
+    torch.manual_seed(args.seed)
     method = Promise(backbone, replace(CPU, crop=args.crop))
     method.window = "ct"
     before = one_click_dsc(method, args.test, args.cache)
@@ -95,7 +98,7 @@ def main() -> None:
         volume, labels = make_phantom(seed, SHAPE, SPACING)
         cases.append((volume, labels == LESION))
     start = time.perf_counter()
-    losses = run_task(method.fit(cases, args.epochs, args.checkpoint, "ct", args.crops, args.cache),
+    losses = run_task(method.fit(cases, args.epochs, args.checkpoint, "ct", args.crops, args.cache, args.seed),
                       lambda p: print(p.message, flush=True) if p.loss is not None and p.done % 10 == 0 else None)
     train = time.perf_counter() - start
     after = one_click_dsc(method, args.test, args.cache)
