@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from ..errors import SamedError
 from ..io.volume import Volume
-from ..methods.base import Progress, Task, get_method
+from ..methods.base import Progress, Task, get_method, relay
 from ..methods.prompts import BoxPrompt3D, Prompt, SlicePrompt
 from ..methods.zero_shot import mask_bbox
 from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone
@@ -149,13 +149,8 @@ def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, lis
             if key not in shared:
                 shared[key] = VolumeEmbeddings(Volume(data, spacing=tuple(spacing)), backbone, window, cache_dir)
             task = method.segment(shared[key], given)
-            while True:
-                try:
-                    step = next(task)
-                except StopIteration as stop:
-                    labels = stop.value
-                    break
-                yield Progress(100 * i + 100 * step.done // max(step.total, 1), 100 * n, f"{slot.name}: {step.message}")
+            labels = yield from relay(task, lambda step, i=i, slot=slot: Progress(
+                100 * i + 100 * step.done // max(step.total, 1), 100 * n, f"{slot.name}: {step.message}"))
             results[slot.name] = SlotResult(labels, seconds=time.perf_counter() - start)
         except SamedError as exc:
             results[slot.name] = SlotResult(error=str(exc), seconds=time.perf_counter() - start)

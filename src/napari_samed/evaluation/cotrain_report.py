@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..methods.base import Progress, Task
+from ..methods.base import Progress, Task, relay
 from ..methods.cotrain import CoTrain, Jitter, perturb_box
 from ..methods.zero_shot import mask_bbox
 from ..models.backbone import Backbone
@@ -119,8 +120,8 @@ def benchmark_cotrain(splits: SliceSplits, backbone: Backbone, out: str | os.Pat
     out.mkdir(parents=True, exist_ok=True)
     methods = {r: CoTrain(backbone, splits.structures, "single" if r == "single" else "cotrain", jitter) for r in ROWS}
     for row in ("single", "cotrain"):
-        for step in methods[row].fit(splits, epochs, batch, lr, seed, out / f"{row}.ckpt", window):
-            yield Progress(step.done, step.total, f"{row}: {step.message}", step.loss)
+        yield from relay(methods[row].fit(splits, epochs, batch, lr, seed, out / f"{row}.ckpt", window),
+                         lambda step, row=row: replace(step, message=f"{row}: {step.message}"))
     yield Progress(0, len(ROWS), "scoring the test slices")
     boxes = jittered_boxes(splits.test, methods["cotrain"], seed + 1)
     results, predictions = {}, {}

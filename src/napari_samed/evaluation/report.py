@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import SamedError
 from ..io import read_volume
 from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
-from ..methods.base import PROMPT_KINDS, Progress, Task
+from ..methods.base import PROMPT_KINDS, Progress, Task, relay
 from ..methods.zero_shot import mask_bbox
 from ..models import resolve_window
 from ..training.datasets import Case
@@ -103,13 +103,8 @@ def benchmark(cases: Sequence[Case], slots: Sequence[MethodSlot], out: str | os.
         volume, labels = case.load()
         task = compare_case(case.name, volume.data, labels, volume.spacing, methods, window, cache_dir,
                             tolerance)
-        while True:
-            try:
-                step = next(task)
-            except StopIteration as stop:
-                done.append(stop.value)
-                break
-            yield Progress(i * step.total + step.done, len(cases) * step.total, f"{case.name}: {step.message}")
+        done.append((yield from relay(task, lambda step, i=i, case=case: Progress(
+            i * step.total + step.done, len(cases) * step.total, f"{case.name}: {step.message}"))))
     write_report(done, out, tolerance, notes, command)
     return done
 
@@ -230,8 +225,8 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
     occupied = np.flatnonzero(reference.any(axis=(1, 2)))
     picks = [int(occupied[round(i)]) for i in np.linspace(1, len(occupied) - 2, shots)]
     fewshot = FewShot(backbone)
-    for step in fewshot.fit(embeddings, {z: (reference[z] > 0).astype(np.uint8) for z in picks}):
-        yield Progress(step.done, step.total, f"few-shot training on slices {picks}: {step.message}", step.loss)
+    yield from relay(fewshot.fit(embeddings, {z: (reference[z] > 0).astype(np.uint8) for z in picks}),
+                     lambda step: replace(step, message=f"few-shot training on slices {picks}: {step.message}"))
     checkpoint = fewshot.save(out / "fewshot.ckpt")
     slots = [*with_prompts([MethodSlot("zero-shot")], PROMPT_KINDS), MethodSlot("fewshot", checkpoint=checkpoint)]
     methods = load_slots(slots, device)

@@ -46,6 +46,17 @@ def run_task(task: Task[T], callback: Callable[[Progress], None] | None = None) 
 PROMPT_KINDS = ("box", "box3d", "click")
 
 
+def relay(task: Task[T], restate: Callable[[Progress], Progress]) -> Task[T]:
+    """A task that runs ``task`` inside another: each of its steps passes through ``restate`` (to place it in
+    the outer task's count and message); returns its result."""
+    while True:
+        try:
+            step = next(task)
+        except StopIteration as stop:
+            return stop.value
+        yield restate(step)
+
+
 class Method(Protocol):
     """A segmentation method: ``segment`` turns embeddings and prompts into a label volume (z, y, x).
 
