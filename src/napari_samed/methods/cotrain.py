@@ -195,12 +195,10 @@ class CoTrain(ZeroShot):
             self.save(output)  # the best epoch again, now with the whole history
         return self.history
 
-    @torch.inference_mode()
     def predict(self, sample: TrainingSlice, boxes: Sequence[Sequence[int]] | None = None) -> np.ndarray:
         """(N, H, W) masks for the structures present on ``sample`` (tight boxes unless ``boxes``), one batch."""
-        present = sample.present()
-        boxes = [mask_bbox(sample.masks[i]) for i in present] if boxes is None else boxes
-        return self.backbone.decode(sample.embedding, sample.masks.shape[1:], boxes=np.array(boxes)).masks()[:, 0]
+        boxes = [mask_bbox(sample.masks[i]) for i in sample.present()] if boxes is None else boxes
+        return self.box_masks(sample.embedding, sample.masks.shape[1:], boxes)
 
     def validate(self, slices: Sequence[TrainingSlice]) -> list[float]:
         """DSC of every structure on every slice, prompted with its tight box."""

@@ -118,7 +118,11 @@ class ZeroShot:
 
     def segment_boxes(self, embeddings: VolumeEmbeddings, z: int, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
         """(N, H, W) masks of N boxes on slice ``z``, decoded as one batch against the slice's embedding."""
-        return self.backbone.decode(embeddings.get(z), embeddings.slice_shape, boxes=np.array(boxes)).masks()[:, 0]
+        return self.box_masks(embeddings.get(z), embeddings.slice_shape, boxes)
+
+    def box_masks(self, embedding, shape: tuple[int, int], boxes) -> np.ndarray:
+        """(N, H, W) masks of N boxes ``(y0, x0, y1, x1)`` decoded as one batch against one slice embedding."""
+        return self.backbone.decode(embedding, shape, boxes=np.array(boxes)).masks()[:, 0]
 
     def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt) -> np.ndarray:
         """Boolean mask of one object on its slice."""
