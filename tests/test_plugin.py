@@ -1,4 +1,9 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from npe2 import PluginManifest
 
 from napari_samed.napari_io import sample_ct as napari_sample
@@ -21,3 +26,47 @@ def test_sample_is_a_ct_volume_with_organ_and_lesion_labels():
     assert np.median(image[labels == LESION]) < np.median(image[labels == ORGAN]) - 40
     assert image_kw["scale"] == labels_kw["scale"] == (2.5, 1.0, 1.0)
     np.testing.assert_array_equal(napari_sample()[0][0], image)  # deterministic
+
+
+DOCK_AFTER_DRAW = """
+import sys
+import napari
+from qtpy.QtWidgets import QApplication
+
+viewer = napari.Viewer()
+for _ in range(50):
+    QApplication.processEvents()
+assert "torch" not in sys.modules, "torch was imported before the viewer drew"
+dock, widget = viewer.window.add_plugin_dock_widget("napari-samed", sys.argv[1])
+for _ in range(20):
+    QApplication.processEvents()
+print(type(widget).__name__)
+viewer.close()
+"""
+
+
+@pytest.mark.parametrize(("name", "cls"), [("Segment", "SegmentWidget"), ("Few-shot", "FewShotWidget"),
+                                           ("Compare methods", "CompareWidget")])
+def test_each_widget_docks_from_the_plugins_menu_after_the_viewer_has_drawn(name, cls):
+    """Docking imports torch into a process drawing with OpenGL (Mesa under Xvfb): it must not crash it."""
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs a display: run the tests under xvfb-run (bash scripts/test)")
+    result = subprocess.run([sys.executable, "-c", DOCK_AFTER_DRAW, name], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == cls
+
+
+def test_triton_is_kept_out_only_where_mesa_llvm_is_loaded(tmp_path, monkeypatch):
+    from napari_samed.widgets import keep_triton_out
+
+    monkeypatch.delitem(sys.modules, "triton", raising=False)
+    plain = tmp_path / "plain"
+    plain.write_text("7f00-7f01 r-xp 0 00:00 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    assert not keep_triton_out(plain) and "triton" not in sys.modules
+    assert not keep_triton_out(tmp_path / "absent")  # not Linux: nothing to read
+    mesa = tmp_path / "mesa"
+    mesa.write_text("7f00-7f01 r-xp 0 00:00 1 /usr/lib/x86_64-linux-gnu/libLLVM-15.so.1\n")
+    assert keep_triton_out(mesa)
+    with pytest.raises(ImportError):
+        import triton  # noqa: F401
