@@ -53,16 +53,6 @@ def test_key_covers_image_window_and_weights(tiny_backbone, volume, tmp_path):
     assert VolumeEmbeddings(volume, tiny_backbone, "ct", tmp_path).key != key
 
 
-def test_corrupt_cache_file_is_recomputed(tiny_backbone, volume, tmp_path):
-    emb = VolumeEmbeddings(volume, tiny_backbone, "ct", tmp_path)
-    list(emb.compute([2]))
-    (emb.dir / "z00002.npy").write_bytes(b"garbage")
-    fresh = VolumeEmbeddings(volume, tiny_backbone, "ct", tmp_path)
-    assert fresh.get(2).shape == (256, 64, 64)
-    assert tiny_backbone.encoded == 2
-    assert np.load(emb.dir / "z00002.npy").shape == (256, 64, 64)
-
-
 def test_memory_only_cache_writes_nothing(tiny_backbone, volume, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SAMED_CACHE", str(tmp_path / "default"))
     emb = VolumeEmbeddings(volume, tiny_backbone, "ct", cache_dir=False)

@@ -78,7 +78,7 @@ def test_segment_tiff_and_evaluate(capsys, tmp_path, small, cache_dir):
 def test_embed_fills_the_cache(capsys, tmp_path, small):
     code, stdout, _ = _run(capsys, "embed", small[0], "--cache", tmp_path)
     assert code == 0
-    assert len(list((tmp_path / stdout.strip().split("/")[-1]).glob("z*.npy"))) == 5
+    assert len(list((tmp_path / stdout.strip().split("/")[-1]).glob("z*.emb"))) == 5
 
 
 def _nifti(path, data):

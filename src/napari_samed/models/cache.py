@@ -1,10 +1,15 @@
-"""On-disk embedding cache, one file per slice, keyed by image content, weights and preprocessing."""
+"""On-disk embedding cache, one file per slice, keyed by image content, weights and preprocessing.
+
+A slice's file holds a 16-byte BLAKE2b digest of its float16 embedding, then the embedding: a file cut short by a
+crash or a full disk, or changed on disk, fails the check on reading and is recomputed with a warning.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,19 +18,37 @@ import numpy as np
 import platformdirs
 import torch
 
+from ..errors import SamedError, SamedWarning
 from ..io.atomic import atomic_path
+from ..io.outputs import check_writable_folder
 from ..io.volume import Volume
 from .backbone import Backbone
 from .preprocess import resolve_window
 
 CACHE_ENV = "NAPARI_SAMED_CACHE"
-PREPROCESSING_VERSION = 1
+#: Preprocessing and file layout of the cache; part of the key, so a change starts a fresh folder.
+CACHE_VERSION = 2
+EMBEDDING_SHAPE = (256, 64, 64)
+_DIGEST = 16
 
 
 def default_cache_dir() -> Path:
     """``$NAPARI_SAMED_CACHE`` or the user cache folder (``~/.cache/napari-samed`` on Linux)."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path(platformdirs.user_cache_dir("napari-samed")) / "embeddings"
+
+
+def cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    """The cache folder (`default_cache_dir` when None), created and checked to be writable."""
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    try:
+        return check_writable_folder(root, "the embedding cache folder")
+    except SamedError as exc:
+        raise SamedError(f"{exc}; choose another with --cache DIR or {CACHE_ENV}") from None
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=_DIGEST).digest()
 
 
 def content_hash(data: np.ndarray) -> str:
@@ -52,7 +75,7 @@ class VolumeEmbeddings:
         self.window_spec = window
         self.window = resolve_window(window, self.data)
         self.key = self._key()
-        self.dir = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / self.key
+        self.dir = None if cache_dir is False else cache_root(cache_dir) / self.key
         self._memory: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._memory_slices = memory_slices
         if self.dir is not None:
@@ -76,7 +99,7 @@ class VolumeEmbeddings:
             "window": [round(v, 4) for v in self.window],
             "size": spec.image_size,
             "normalize": spec.normalize,
-            "version": PREPROCESSING_VERSION,
+            "version": CACHE_VERSION,
         }
         self._parts = parts
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
@@ -88,7 +111,7 @@ class VolumeEmbeddings:
                 tmp.write_text(json.dumps({**self._parts, "shape": list(self.data.shape)}, indent=1))
 
     def _path(self, z: int) -> Path:
-        return self.dir / f"z{z:05d}.npy"
+        return self.dir / f"z{z:05d}.emb"
 
     def _check(self, z: int) -> int:
         z = int(z)
@@ -117,18 +140,32 @@ class VolumeEmbeddings:
         return emb.float()
 
     def _load(self, z: int) -> torch.Tensor | None:
-        if self.dir is None or not self._path(z).exists():
+        """The cached float16 embedding of slice ``z``; None when absent, or damaged (with a warning)."""
+        path = None if self.dir is None else self._path(z)
+        if path is None or not path.exists():
             return None
         try:
-            return torch.from_numpy(np.load(self._path(z)))
-        except (OSError, ValueError):  # unreadable file: recompute and replace it
-            return None
+            raw = bytearray(path.read_bytes())
+        except OSError as exc:
+            return self._damaged(path, exc.strerror or str(exc))
+        size = _DIGEST + 2 * int(np.prod(EMBEDDING_SHAPE))
+        if len(raw) != size:
+            return self._damaged(path, f"{len(raw)} bytes instead of {size}")
+        if _digest(raw[_DIGEST:]) != raw[:_DIGEST]:
+            return self._damaged(path, "its checksum does not match")
+        return torch.from_numpy(np.frombuffer(raw, np.float16, offset=_DIGEST).reshape(EMBEDDING_SHAPE))
+
+    @staticmethod
+    def _damaged(path: Path, why: str) -> None:
+        warnings.warn(f"damaged embedding cache entry {path} ({why}): recomputing it", SamedWarning, stacklevel=4)
+        return None
 
     def _encode(self, z: int) -> torch.Tensor:
         emb = self.backbone.encode(self.data[z:z + 1], self.window)[0].half()
         if self.dir is not None:
-            with atomic_path(self._path(z)) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, emb.numpy())
+            payload = emb.contiguous().numpy().tobytes()
+            with atomic_path(self._path(z)) as tmp:
+                tmp.write_bytes(_digest(payload) + payload)
         return emb
 
     def _remember(self, z: int, emb: torch.Tensor) -> None:
