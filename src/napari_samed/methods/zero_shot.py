@@ -20,6 +20,8 @@ from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts
 CLICK_MARGINS = (0.015, 0.025, 0.04, 0.06, 0.085, 0.12, 0.17, 0.24, 0.33)
 #: Refinement rounds of a click's box from its own mask.
 CLICK_REFINE = 3
+#: Boxes decoded in one batch: bounds the memory of many boxes on one slice.
+BOX_CHUNK = 32
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -91,23 +93,24 @@ class ZeroShot:
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt]) -> Task[np.ndarray]:
         """Task: label volume (z, y, x) with each object's label; later objects paint over earlier ones.
 
-        The plain boxes of one slice go through the decoder as one batch.
+        The plain boxes of one slice go through the decoder in batches of up to `BOX_CHUNK`.
         """
         check_prompts(prompts, embeddings.data.shape)
         top = max(obj.label for obj in prompts)
         labels = np.zeros(embeddings.data.shape, np.uint8 if top < 256 else np.uint16)
         total = sum(o.box[3] - o.box[0] + 1 if isinstance(o, BoxPrompt3D) else 1 for o in prompts)
         done = 0
-        batches: dict[int, dict[int, np.ndarray]] = {}  # slice -> {id(object): mask} for box-only objects
-        for obj in prompts:
+        ahead: dict[int, np.ndarray] = {}  # id(object) -> mask of box-only objects decoded in a batch ahead of use
+        for i, obj in enumerate(prompts):
             if isinstance(obj, BoxPrompt3D):
                 slices = self.propagate_box(embeddings, obj)
             elif _box_only(obj):
-                if obj.z not in batches:
-                    group = [o for o in prompts if isinstance(o, SlicePrompt) and o.z == obj.z and _box_only(o)]
-                    masks = self.segment_boxes(embeddings, obj.z, [o.box for o in group])
-                    batches[obj.z] = {id(o): m for o, m in zip(group, masks, strict=True)}
-                slices = [(obj.z, batches[obj.z][id(obj)])]
+                if id(obj) not in ahead:
+                    batch = [o for o in prompts[i:] if isinstance(o, SlicePrompt) and o.z == obj.z and _box_only(o)]
+                    batch = batch[:BOX_CHUNK]
+                    ahead.update(zip(map(id, batch), self.segment_boxes(embeddings, obj.z, [o.box for o in batch]),
+                                     strict=True))
+                slices = [(obj.z, ahead.pop(id(obj)))]
             else:
                 slices = [(obj.z, self.segment_slice(embeddings, obj))]
             for z, mask in slices:
@@ -121,8 +124,10 @@ class ZeroShot:
         return self.box_masks(embeddings.get(z), embeddings.slice_shape, boxes)
 
     def box_masks(self, embedding, shape: tuple[int, int], boxes) -> np.ndarray:
-        """(N, H, W) masks of N boxes ``(y0, x0, y1, x1)`` decoded as one batch against one slice embedding."""
-        return self.backbone.decode(embedding, shape, boxes=np.array(boxes)).masks()[:, 0]
+        """(N, H, W) masks of N boxes ``(y0, x0, y1, x1)`` against one slice embedding, decoded in batches."""
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        return np.concatenate([self.backbone.decode(embedding, shape, boxes=boxes[i:i + BOX_CHUNK]).masks()[:, 0]
+                               for i in range(0, len(boxes), BOX_CHUNK)])
 
     def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt) -> np.ndarray:
         """Boolean mask of one object on its slice."""

@@ -87,10 +87,12 @@ def masks_to_grid(masks: np.ndarray, grid: int) -> torch.Tensor:
 
 
 def window_to_uint8_range(slices: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """Clip to the window and scale to [0, 255] as float32."""
+    """Clip to the window and scale to [0, 255] as float32; float64 input is windowed in float64 first, since
+    its values may lie beyond float32's range (overflow) or below its resolution (flushed to zero)."""
     lo, hi = window
-    out = (np.clip(slices.astype(np.float32), lo, hi) - lo) * (255.0 / (hi - lo))
-    return out
+    work = np.float64 if slices.dtype == np.float64 else np.float32
+    out = (np.clip(slices.astype(work, copy=False), lo, hi) - lo) * (255.0 / (hi - lo))
+    return out.astype(np.float32, copy=False)
 
 
 def to_model_input(slices: np.ndarray, window: tuple[float, float], size: int, normalize: str) -> torch.Tensor:

@@ -33,7 +33,8 @@ def resample(data: np.ndarray, spacing: tuple[float, ...], target: tuple[float, 
         return data
     size = resampled_shape(data.shape, spacing, target)
     resize = Resize(size, mode="nearest" if labels else "trilinear", anti_aliasing=False)
-    out = np.asarray(resize(np.asarray(data, np.float32)[None]))[0]
+    work = np.float64 if data.dtype == np.float64 else np.float32  # float64 may hold values beyond float32's range
+    out = np.asarray(resize(np.asarray(data, work)[None]))[0]
     return out.astype(data.dtype) if labels else out
 
 
