@@ -9,20 +9,46 @@ import numpy as np
 
 from .errors import SamedError
 from .io import Geometry, read_volume, write_labels
-from .io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES
+from .io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, volume_format
 from .io.volume import default_affine
 from .phantom import make_phantom
 
 GEOMETRY_KEY = "napari_samed_geometry"
 
 
-def layer_geometry(metadata: dict, shape: tuple[int, ...], scale=None) -> Geometry:
-    """The geometry a layer came with, or a plain one from its shape and scale."""
-    geometry = metadata.get(GEOMETRY_KEY)
-    if geometry is not None and tuple(geometry.shape) == tuple(shape):
-        return geometry
-    spacing = tuple(float(s) for s in (scale if scale is not None else (1.0,) * 3))
-    return Geometry(tuple(shape), spacing, default_affine(spacing))
+def _viewer_images():
+    """The image layers of the napari viewer in use (the writer is called from it), or none."""
+    import napari
+    from napari.layers import Image
+
+    viewer = napari.current_viewer()
+    return [] if viewer is None else [layer for layer in viewer.layers if isinstance(layer, Image)]
+
+
+def writer_geometry(path: str, shape: tuple[int, ...], meta: dict) -> Geometry:
+    """Where a Labels layer's file must place its voxels.
+
+    A plugin result carries its source image's geometry. A layer the user made in napari has none: it takes the
+    geometry of the image layer it was drawn on (same shape and scale, opened from a file by this plugin). TIFF
+    stores only the (z, y, x) view and its spacing, so the layer's scale is enough there; NIfTI needs the source's
+    orientation, and without it the file is refused instead of written misplaced.
+    """
+    own = meta.get("metadata", {}).get(GEOMETRY_KEY)
+    if own is not None and tuple(own.shape) == tuple(shape):
+        return own
+    scale = tuple(float(s) for s in (meta.get("scale") if meta.get("scale") is not None else (1.0,) * len(shape)))
+    drawn_on = [layer.metadata[GEOMETRY_KEY] for layer in _viewer_images()
+                if GEOMETRY_KEY in layer.metadata and tuple(layer.data.shape) == tuple(shape)
+                and np.allclose(layer.scale, scale)]
+    if drawn_on and all(np.allclose(g.affine, drawn_on[0].affine) for g in drawn_on):
+        return drawn_on[0]
+    if volume_format(path) == "tiff" and len(shape) == 3:
+        return Geometry(tuple(shape), scale, default_affine(scale))
+    why = ("several open images of that shape and scale have different orientations" if drawn_on else
+           "no open image of that shape and scale was read from a NIfTI file")
+    raise SamedError(f"cannot place this Labels layer (shape {tuple(shape)}, scale {scale}) in a NIfTI file: it "
+                     f"is not a napari-samed result and {why}. Open its source image in napari first (or close the "
+                     f"others), or save it as TIFF")
 
 
 def geometry_metadata(layer) -> dict:
@@ -54,9 +80,8 @@ def _looks_like_labels(data: np.ndarray) -> bool:
 
 def write_labels_layer(path: str, data: np.ndarray, meta: dict) -> list[str]:
     """npe2 writer hook: a Labels layer to NIfTI or TIFF in its source image's geometry."""
-    geometry = layer_geometry(meta.get("metadata", {}), np.shape(data), meta.get("scale"))
     try:
-        return [str(write_labels(np.asarray(data), path, geometry))]
+        return [str(write_labels(np.asarray(data), path, writer_geometry(path, np.shape(data), meta)))]
     except SamedError as exc:
         raise ValueError(str(exc)) from exc
 
