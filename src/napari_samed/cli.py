@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import warnings
@@ -16,6 +17,36 @@ from pathlib import Path
 from .errors import SamedError
 
 EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, with exit status 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"napari-samed: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what} must be a positive whole number; got {text!r}")
+        return value
+
+    return parse
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"--tolerance is a distance in mm, 0 or more; got {text!r}")
+    return value
 
 
 def _ints(n: int, what: str):
@@ -76,6 +107,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
 
 
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file even when it is not an earlier napari-samed output of the "
+                        "same kind")
+
+
 def _add_dataset_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="+", type=Path, metavar="DATA",
                    help="an MSD-style folder (imagesTr/, labelsTr/, dataset.json) or IMAGE LABEL pairs")
@@ -90,8 +127,10 @@ def _add_cotrain_options(p: argparse.ArgumentParser, output: str, output_help: s
     if mode:
         p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
                        help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training slices (default 10)")
-    p.add_argument("--batch", type=int, default=4, help="slices per optimiser step (default 4)")
+        _add_overwrite(p)
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=10,
+                   help="passes over the training slices (default 10)")
+    p.add_argument("--batch", type=_positive_int("--batch"), default=4, help="slices per optimiser step (default 4)")
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
     p.add_argument("--jitter", metavar="NAME=AMOUNT,...",
                    help="largest outward shift of each box side per structure: a fraction of the object's size "
@@ -104,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
     from .models import BACKBONES
 
-    parser = argparse.ArgumentParser(prog="napari-samed", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="napari-samed", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     seg = sub.add_parser("segment", help="segment a volume from prompts; write a label volume")
@@ -120,12 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="Z0,Y0,X0,Z1,Y1,X1", help="3D box, propagated from its middle slice")
     seg.add_argument("--point", action="append", default=[], type=_point, metavar="Z,Y,X[,LABEL]",
                      help="click on slice Z; LABEL 1 positive (default) or 0 negative")
+    _add_overwrite(seg)
 
     ev = sub.add_parser("evaluate", help="print DSC, IoU, NSD, ASSD, HD95 of PRED against GT as JSON")
     ev.add_argument("pred", type=Path, metavar="PRED")
     ev.add_argument("gt", type=Path, metavar="GT")
     ev.add_argument("--label", type=int, help="compare only this label value (default: any non-zero)")
-    ev.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
+    ev.add_argument("--tolerance", type=_tolerance, default=1.0, help="NSD tolerance in mm (default 1)")
 
     emb = sub.add_parser("embed", help="precompute the embedding cache of a volume")
     emb.add_argument("image", type=Path, metavar="IMAGE")
@@ -134,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
     sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--cases", type=int, metavar="N",
+    sample.add_argument("--cases", type=_positive_int("--cases"), metavar="N",
                         help="write an MSD-style training folder of N phantoms (seeds SEED, SEED+1, ...) instead")
     train = sub.add_parser("train", help="train a method").add_subparsers(dest="method", required=True,
                                                                           metavar="METHOD")
@@ -142,11 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("image", type=Path, metavar="IMAGE")
     fs.add_argument("labels", type=Path, metavar="LABELS", help="label volume on IMAGE's grid")
     fs.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT")
+    _add_overwrite(fs)
     fs.add_argument("--slices", required=True, type=_int_list("--slices"), metavar="Z1,Z2,...",
                     help="the labelled slices to train on; LABELS' other slices are never used")
     fs.add_argument("--labels", dest="label_values", type=_int_list("--labels"), metavar="1,2,...",
                     help="label values to learn (default: all found on the slices)")
-    fs.add_argument("--iterations", type=int, help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
+    fs.add_argument("--iterations", type=_positive_int("--iterations"),
+                    help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
     _add_model_options(fs)
 
     _add_cotrain_options(train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several "
@@ -164,9 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "--checkpoint (the paper's configuration, for a GPU)")
     pm.add_argument("--checkpoint", type=Path, help="SAM weights file for a SAM ViT backbone")
     pm.add_argument("--crop", type=int, help="crop side on the crop grid (default 32 on lite-medsam, 128 on a ViT)")
-    pm.add_argument("--epochs", type=int, default=20, help="passes over the training volumes (default 20)")
-    pm.add_argument("--crops", type=int, default=10, help="crops drawn from every volume per epoch (default 10)")
+    pm.add_argument("--epochs", type=_positive_int("--epochs"), default=20,
+                    help="passes over the training volumes (default 20)")
+    pm.add_argument("--crops", type=_positive_int("--crops"), default=10,
+                    help="crops drawn from every volume per epoch (default 10)")
     pm.add_argument("--seed", type=int, default=0)
+    _add_overwrite(pm)
     _add_run_options(pm)
 
     bench = sub.add_parser("benchmark", help="score methods on labelled volumes with simulated prompts, or run a "
@@ -180,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "promise:CKPT (default zero-shot:lite-medsam)")
     bench.add_argument("--prompts", type=_kinds, metavar="box,box3d,click",
                        help="simulated prompt kinds to use (default: every kind each method understands)")
-    bench.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1)")
+    bench.add_argument("--tolerance", type=_tolerance, default=1.0, help="NSD tolerance in mm (default 1)")
     _add_run_options(bench)  # --window auto also takes uint8 images as already windowed (0,255)
     suites = bench.add_subparsers(dest="suite", metavar="SUITE")
     _add_cotrain_options(suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single "
@@ -222,6 +267,8 @@ def _embeddings(args, volume):
 def _output_path(out: Path, image: Path) -> Path:
     from .io.readers import volume_format
 
+    if out.is_dir():
+        raise SamedError(f"OUT {out} is a folder; give the label volume a file name")
     try:
         fmt = volume_format(out)
     except SamedError:
@@ -231,13 +278,31 @@ def _output_path(out: Path, image: Path) -> Path:
     return out
 
 
+def _labels_output(args, out: Path, inputs) -> Path:
+    """OUT for a label volume, checked before any work: see `io.outputs.check_output_file`."""
+    from .io.outputs import check_output_file
+    from .io.readers import LABELS_MARK, written_by
+
+    return check_output_file(out, inputs, lambda p: written_by(p) == LABELS_MARK, "label volume", args.overwrite)
+
+
+def _checkpoint_output(args, method_cls, inputs) -> Path:
+    """-o CKPT of a training command, checked before any work: only an earlier checkpoint of the same method may
+    be replaced without --overwrite."""
+    from .io.outputs import check_output_file
+    from .methods.checkpoint import checkpoint_kind
+
+    return check_output_file(args.output, inputs, lambda p: checkpoint_kind(p) == method_cls.kind,
+                             f"{method_cls.name} checkpoint", args.overwrite)
+
+
 def cmd_segment(args) -> int:
     from .io import read_volume, write_labels
     from .methods import get_method, group_prompts, run_task
     from .models import VolumeEmbeddings
 
     method_cls = get_method(args.method)
-    out = _output_path(args.output, args.image)
+    out = _labels_output(args, _output_path(args.output, args.image), [args.image, args.checkpoint])
     volume = read_volume(args.image)
     prompts = group_prompts(args.box, args.box3d, args.point)
     if method_cls.trained:
@@ -281,6 +346,7 @@ def cmd_train_fewshot(args) -> int:
     from .io import read_volume
     from .methods import FewShot, run_task
 
+    _checkpoint_output(args, FewShot, [args.image, args.labels, args.checkpoint])
     volume = read_volume(args.image)
     labels = read_volume(args.labels)
     if labels.shape != volume.shape:
@@ -311,6 +377,11 @@ def _dataset(paths: list[Path]):
     return Dataset.from_pairs(zip(paths[::2], paths[1::2], strict=True))
 
 
+def _dataset_files(args) -> list[Path]:
+    """Every file a training command reads: its dataset's images and labels and the backbone weights."""
+    return [p for case in _dataset(args.data).cases for p in (case.image, case.label)] + [args.checkpoint]
+
+
 def _training_slices(args, backbone):
     from .methods import run_task
     from .training import load_slices, parse_structures
@@ -329,6 +400,7 @@ def cmd_train_cotrain(args) -> int:
     from .methods.cotrain import parse_jitter
     from .models import load_backbone
 
+    _checkpoint_output(args, CoTrain, _dataset_files(args))
     backbone = load_backbone(args.model, args.checkpoint, args.device)
     structures, splits = _training_slices(args, backbone)
     method = CoTrain(backbone, structures, args.mode, parse_jitter(args.jitter, structures))
@@ -356,6 +428,7 @@ def cmd_train_promise(args) -> int:
         raise SamedError(f"--label is a label value or values joined by + (2, 1+2); got {args.label!r}") from None
     if args.crop is not None and args.crop < 8:
         raise SamedError(f"--crop must be at least 8; got {args.crop}")
+    _checkpoint_output(args, Promise, _dataset_files(args))
     dataset = _dataset(args.data)
     dataset.check_structures([target])
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
@@ -379,10 +452,12 @@ def cmd_train_promise(args) -> int:
 
 def cmd_benchmark_cotrain(args) -> int:
     from .evaluation.cotrain_report import benchmark_cotrain
+    from .io.outputs import check_writable_folder
     from .methods import run_task
     from .methods.cotrain import parse_jitter
     from .models import load_backbone
 
+    check_writable_folder(args.output, "report folder")
     backbone = load_backbone(args.model, args.checkpoint, args.device)
     structures, splits = _training_slices(args, backbone)
     bar, update = _progress_bar("benchmark cotrain")
@@ -396,10 +471,12 @@ def cmd_benchmark_cotrain(args) -> int:
 def cmd_benchmark(args) -> int:
     from .evaluation.compare import parse_methods, with_prompts
     from .evaluation.report import benchmark, find_cases
+    from .io.outputs import check_writable_folder
     from .methods import PROMPT_KINDS, run_task
 
     if args.data is None or args.report is None:
         raise SamedError("benchmark needs --data DIR and -o OUT (or a suite: benchmark cotrain DATA -o DIR)")
+    check_writable_folder(args.report, "report folder")
     cases, notes = find_cases(args.data)
     slots = with_prompts(parse_methods(args.methods), PROMPT_KINDS, args.prompts)
     for note in notes:
@@ -427,11 +504,11 @@ def cmd_embed(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from .io.outputs import check_writable_folder
     from .sample_data import write_sample, write_sample_dataset
 
+    check_writable_folder(args.output, "sample folder")
     if args.cases is not None:
-        if args.cases < 1:
-            raise SamedError(f"--cases must be at least 1; got {args.cases}")
         print(write_sample_dataset(args.output, args.cases, args.seed))
         return 0
     for path in write_sample(args.output, args.seed):
@@ -442,8 +519,10 @@ def cmd_sample(args) -> int:
 def cmd_demo(args) -> int:
     if args.headless:
         from .evaluation.report import demo_report
+        from .io.outputs import check_writable_folder
         from .methods import run_task
 
+        check_writable_folder(args.output, "report folder")
         bar, update = _progress_bar("demo")
         with bar:
             run_task(demo_report(args.output, args.device, args.cache), update)
@@ -466,17 +545,23 @@ TRAINERS = {"fewshot": cmd_train_fewshot, "cotrain": cmd_train_cotrain, "promise
 BENCHMARKS = {"cotrain": cmd_benchmark_cotrain}
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"napari-samed: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["napari-samed", *argv])
     try:
-        if args.command == "train":
-            return TRAINERS[args.method](args)
-        if args.command == "benchmark":
-            return BENCHMARKS[args.suite](args) if args.suite else cmd_benchmark(args)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
+            warnings.showwarning = _show_warning  # one line each
+            if args.command == "train":
+                return TRAINERS[args.method](args)
+            if args.command == "benchmark":
+                return BENCHMARKS[args.suite](args) if args.suite else cmd_benchmark(args)
+            return COMMANDS[args.command](args)
     except SamedError as exc:
         print(f"napari-samed: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

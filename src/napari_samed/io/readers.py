@@ -22,6 +22,10 @@ from .volume import Geometry, Volume, check_volume
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
 _VIEW_AXCODES = ("L", "P", "S")
+#: What napari-samed writes into the files it makes (NIfTI ``descrip``, TIFF ``Software``), so that a later run
+#: knows which files it may replace (`written_by`).
+LABELS_MARK = "napari-samed labels"
+VOLUME_MARK = "napari-samed volume"
 
 
 def volume_format(path: str | os.PathLike) -> str:
@@ -104,14 +108,29 @@ def _tiff_spacing(tif: tifffile.TiffFile) -> tuple[float, float, float]:
     return (z, y, x)
 
 
+def written_by(path: str | os.PathLike) -> str | None:
+    """The napari-samed mark of a volume file (`LABELS_MARK`, `VOLUME_MARK`), or None for any other file."""
+    try:
+        if volume_format(path) == "nifti":
+            mark = nib.load(str(path)).header["descrip"].item().decode(errors="replace")
+        else:
+            with tifffile.TiffFile(str(path)) as tif:
+                mark = tif.pages[0].software or ""
+    except Exception:  # unreadable, or not a volume file at all
+        return None
+    return mark if mark.startswith("napari-samed") else None
+
+
 def write_labels(labels: np.ndarray, path: str | os.PathLike, like: Volume | Geometry) -> Path:
     """Write a label volume in the (z, y, x) view of ``like`` to ``path`` (uint8, or uint16 past 255 labels)."""
     labels = np.asarray(labels)
-    return write_volume(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16), path, like)
+    return write_volume(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16), path, like,
+                        LABELS_MARK)
 
 
-def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume | Geometry) -> Path:
-    """Write an array in the (z, y, x) view of ``like`` to ``path``, in the source's geometry.
+def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume | Geometry,
+                 mark: str = VOLUME_MARK) -> Path:
+    """Write an array in the (z, y, x) view of ``like`` to ``path``, in the source's geometry, marked ``mark``.
 
     NIfTI output reuses the source affine and header and its storage order, so it aligns voxel for voxel with
     the source file. The file is written atomically (temporary file, then rename).
@@ -124,10 +143,12 @@ def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume | Geome
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix="".join(path.suffixes[-2:])) as tmp:
         if fmt == "nifti":
-            _nifti_image(data, like).to_filename(str(tmp))
+            img = _nifti_image(data, like)
+            img.header["descrip"] = mark.encode()
+            img.to_filename(str(tmp))
         else:
             sz, sy, sx = like.spacing
-            tifffile.imwrite(str(tmp), data, imagej=True, resolution=(1 / sx, 1 / sy),
+            tifffile.imwrite(str(tmp), data, imagej=True, resolution=(1 / sx, 1 / sy), software=mark,
                              metadata={"spacing": sz, "unit": "mm", "axes": "ZYX"})
     return path
 

@@ -69,6 +69,9 @@ def check_volume(data: np.ndarray, what: str = "image") -> None:
         raise SamedError(f"the {what} is empty: shape {tuple(data.shape)}")
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
         raise SamedError(f"the {what} must hold numbers; got dtype {data.dtype}")
+    if np.iscomplexobj(data):
+        raise SamedError(f"the {what} holds complex numbers ({data.dtype}); give a real-valued volume "
+                         f"(e.g. the magnitude image)")
     if np.issubdtype(data.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:

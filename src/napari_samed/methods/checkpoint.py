@@ -36,8 +36,13 @@ def checkpoint_kind(path: str | os.PathLike) -> str | None:
     return state.get("kind") if isinstance(state, dict) else None
 
 
-def read_checkpoint(path: str | os.PathLike, kind: str, what: str) -> dict:
-    """The state saved by `write_checkpoint`; `SamedError` unless it is a readable checkpoint of ``kind``."""
+#: What every trained method's checkpoint records (`backbone_identity` and the window).
+IDENTITY_KEYS = ("backbone", "weights_id", "weights_path", "window")
+
+
+def read_checkpoint(path: str | os.PathLike, kind: str, what: str, keys: tuple[str, ...] = ()) -> dict:
+    """The state saved by `write_checkpoint`; `SamedError` unless it is a readable checkpoint of ``kind`` with
+    every entry of `IDENTITY_KEYS` and ``keys``."""
     path = Path(path)
     if not path.is_file():
         raise SamedError(f"{what} checkpoint not found: {path}")
@@ -49,6 +54,10 @@ def read_checkpoint(path: str | os.PathLike, kind: str, what: str) -> dict:
     if not isinstance(state, dict) or state.get("kind") != kind:
         found = state.get("kind") if isinstance(state, dict) else None
         raise SamedError(f"{path} is not a napari-samed {what} checkpoint" + (f" but a {found} one" if found else ""))
+    missing = [k for k in (*IDENTITY_KEYS, *keys) if k not in state]
+    if missing:
+        raise SamedError(f"{what} checkpoint {path} lacks its {', '.join(missing)} "
+                         f"entr{'ies' if len(missing) > 1 else 'y'}: it is damaged or was not written by napari-samed")
     return state
 
 

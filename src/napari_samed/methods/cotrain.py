@@ -113,6 +113,7 @@ class CoTrain(ZeroShot):
     """Box prompts through a mask decoder fine-tuned on several structures at once."""
 
     name = "cotrain"
+    kind = CHECKPOINT_KIND
     trained = True
     prompts = ("box", "box3d")  # what it was trained with
 
@@ -237,10 +238,15 @@ class CoTrain(ZeroShot):
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: Backbone) -> CoTrain:
         """A trained decoder from ``path`` on ``backbone``; refuses one trained on other weights."""
-        return cls._from_state(read_checkpoint(path, CHECKPOINT_KIND, "co-trained decoder"), backbone, path)
+        return cls._from_state(cls.read_checkpoint(path), backbone, path)
+
+    @staticmethod
+    def read_checkpoint(path: str | os.PathLike) -> dict:
+        return read_checkpoint(path, CHECKPOINT_KIND, "co-trained decoder",
+                               ("structures", "mode", "jitter", "history", "decoder"))
 
     @classmethod
     def open(cls, path: str | os.PathLike, device: str = "auto") -> CoTrain:
         """A trained decoder with the backbone its checkpoint names."""
-        state = read_checkpoint(path, CHECKPOINT_KIND, "co-trained decoder")
+        state = cls.read_checkpoint(path)
         return cls._from_state(state, open_backbone(state, device), path)

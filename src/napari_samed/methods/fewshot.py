@@ -108,6 +108,7 @@ class FewShot:
     """Train on a few labelled slices, then segment whole volumes with no prompts."""
 
     name = "fewshot"
+    kind = CHECKPOINT_KIND
     trained = True
     prompts = ()
 
@@ -240,7 +241,7 @@ class FewShot:
 
     @staticmethod
     def read_checkpoint(path: str | os.PathLike) -> dict:
-        return read_checkpoint(path, CHECKPOINT_KIND, "few-shot")
+        return read_checkpoint(path, CHECKPOINT_KIND, "few-shot", ("labels", "targets", "decoder"))
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: Backbone) -> FewShot:

@@ -76,6 +76,10 @@ class Case:
         return volume, labels.data.astype(np.int32, copy=False)
 
 
+def _is_pair(entry) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("image"), str) and isinstance(entry.get("label"), str)
+
+
 def _label_names(labels: dict) -> dict[int, str]:
     """``dataset.json`` labels in either layout: MSD ``{"1": "liver"}`` or nnU-Net v2 ``{"liver": 1}``."""
     names = {}
@@ -108,7 +112,16 @@ class Dataset:
             meta = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise SamedError(f"could not read {meta_path}: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise SamedError(f"{meta_path} holds a JSON {type(meta).__name__}; a dataset.json is an object with "
+                             f"\"labels\" and \"training\" entries")
+        labels = meta.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise SamedError(f"\"labels\" in {meta_path} must map label values to names, e.g. {{\"1\": \"liver\"}}")
         entries = meta.get("training") or []
+        if not isinstance(entries, list) or not all(map(_is_pair, entries)):
+            raise SamedError(f"\"training\" in {meta_path} must list image/label pairs: "
+                             f"[{{\"image\": \"imagesTr/NAME.nii.gz\", \"label\": \"labelsTr/NAME.nii.gz\"}}, ...]")
         if entries:
             cases = [Case(folder / e["image"], folder / e["label"]) for e in entries]
         else:
@@ -119,7 +132,7 @@ class Dataset:
         missing = [str(p) for c in cases for p in (c.image, c.label) if not p.is_file()]
         if missing:
             raise SamedError(f"{meta_path} names files that do not exist: {', '.join(missing[:3])}")
-        return cls(cases, _label_names(meta.get("labels") or {}))
+        return cls(cases, _label_names(labels))
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]]) -> Dataset:

@@ -34,6 +34,7 @@ class Promise:
     """ProMISe (seed 001): a 3D crop around one click (or a few) -> the object's 3D mask."""
 
     name = "promise"
+    kind = CHECKPOINT_KIND
     trained = True
     prompts = ("click",)
 
@@ -207,4 +208,5 @@ class Promise:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint's dict; `SamedError` for a missing, unreadable or foreign file."""
-    return read_method_checkpoint(path, CHECKPOINT_KIND, "ProMISe")
+    return read_method_checkpoint(path, CHECKPOINT_KIND, "ProMISe",
+                                  ("config", "model", "epoch", "losses", "optimiser"))
