@@ -551,17 +551,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
+        warnings.showwarning = _show_warning  # one line each
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["napari-samed", *argv])
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)  # timm and MONAI deprecation notices
-            warnings.showwarning = _show_warning  # one line each
-            if args.command == "train":
-                return TRAINERS[args.method](args)
-            if args.command == "benchmark":
-                return BENCHMARKS[args.suite](args) if args.suite else cmd_benchmark(args)
-            return COMMANDS[args.command](args)
+        if args.command == "train":
+            return TRAINERS[args.method](args)
+        if args.command == "benchmark":
+            return BENCHMARKS[args.suite](args) if args.suite else cmd_benchmark(args)
+        return COMMANDS[args.command](args)
     except SamedError as exc:
         print(f"napari-samed: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
