@@ -281,8 +281,17 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"command": header, "margin": args.margin, "methods": methods, "minutes": round(minutes, 1),
               "entries": [asdict(e) for e in entries], "rows": rows, "means": means}
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=float) + "\n")
+        args.json.write_text(json.dumps(rounded(result), indent=1) + "\n")
     return result
+
+
+def rounded(obj, digits: int = 4):
+    """``obj`` with every float rounded to ``digits`` (a small, readable JSON)."""
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [rounded(v, digits) for v in obj]
+    return round(float(obj), digits) if isinstance(obj, float | np.floating) else obj
 
 
 if __name__ == "__main__":
