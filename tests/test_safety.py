@@ -282,3 +282,18 @@ def test_labels_written_by_the_plugin_are_marked_as_its_own(tmp_path, phantom):
         assert written_by(write_labels(labels, tmp_path / name, volume)) == LABELS_MARK
     nib.Nifti1Image(labels, np.eye(4)).to_filename(str(tmp_path / "other.nii.gz"))
     assert written_by(tmp_path / "other.nii.gz") is None
+
+
+def test_an_image_given_as_labels_is_refused(capsys, tmp_path, case):
+    image, reference, _ = case
+    refused(capsys, "train", "fewshot", image, image, "-o", tmp_path / "m.ckpt", "--slices", "2",
+            message="is it an image rather than a label volume?")
+    refused(capsys, "evaluate", image, reference, message="is it an image rather than a label volume?")
+
+
+def test_prompts_outside_the_volume_are_refused_before_any_progress_bar(capsys, tmp_path, case):
+    image, _, _ = case
+    refused(capsys, "segment", image, "-o", tmp_path / "o.nii.gz", "--box", "9,1,1,5,5",
+            message="slice 9 is outside the volume (0..4)")
+    refused(capsys, "segment", image, "-o", tmp_path / "o.nii.gz", "--point", "2,1,999",
+            message="lies outside the volume")

@@ -246,13 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _progress_bar(desc: str):
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="slice", file=sys.stderr, dynamic_ncols=True)
+    # Shown after half a second: input refused at once leaves its one-line error alone.
+    bar = tqdm(desc=desc, unit="slice", file=sys.stderr, dynamic_ncols=True, delay=0.5)
 
     def update(step) -> None:
         bar.total = step.total
-        bar.n = step.done
         bar.set_postfix_str(step.message, refresh=False)
-        bar.refresh()
+        bar.update(step.done - bar.n)
 
     return bar, update
 
@@ -298,13 +298,15 @@ def _checkpoint_output(args, method_cls, inputs) -> Path:
 
 def cmd_segment(args) -> int:
     from .io import read_volume, write_labels
-    from .methods import get_method, group_prompts, run_task
+    from .methods import check_prompts, get_method, group_prompts, run_task
     from .models import VolumeEmbeddings
 
     method_cls = get_method(args.method)
     out = _labels_output(args, _output_path(args.output, args.image), [args.image, args.checkpoint])
     volume = read_volume(args.image)
     prompts = group_prompts(args.box, args.box3d, args.point)
+    if method_cls.prompts:
+        check_prompts(prompts, volume.shape)  # before any model load or progress bar
     if method_cls.trained:
         if args.checkpoint is None:
             raise SamedError(f"method {args.method} needs its trained checkpoint: --checkpoint CKPT")
@@ -323,9 +325,9 @@ def cmd_segment(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate_masks
-    from .io import read_volume
+    from .io import read_labels
 
-    pred, gt = read_volume(args.pred), read_volume(args.gt)
+    pred, gt = read_labels(args.pred), read_labels(args.gt)
     if pred.shape != gt.shape:
         raise SamedError(f"PRED shape {pred.shape} does not match GT shape {gt.shape}; they must share a grid")
     if args.label is None:
@@ -343,12 +345,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train_fewshot(args) -> int:
-    from .io import read_volume
+    from .io import read_labels, read_volume
     from .methods import FewShot, run_task
 
     _checkpoint_output(args, FewShot, [args.image, args.labels, args.checkpoint])
     volume = read_volume(args.image)
-    labels = read_volume(args.labels)
+    labels = read_labels(args.labels)
     if labels.shape != volume.shape:
         raise SamedError(f"LABELS shape {labels.shape} does not match IMAGE shape {volume.shape}")
     bad = [z for z in args.slices if not 0 <= z < volume.shape[0]]

@@ -17,7 +17,7 @@ from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation
 
 from ..errors import SamedError
 from .atomic import atomic_path
-from .volume import Geometry, Volume, check_volume
+from .volume import Geometry, Volume, check_volume, label_array
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -57,6 +57,12 @@ def read_volume(path: str | os.PathLike) -> Volume:
         raise
     except Exception as exc:  # nibabel/tifffile raise many types for corrupt files
         raise SamedError(f"could not read {path} as {fmt.upper()}: {exc}") from exc
+
+
+def read_labels(path: str | os.PathLike) -> Volume:
+    """Read a label volume: `read_volume`, with integer, non-negative values checked (`label_array`)."""
+    volume = read_volume(path)
+    return Volume(label_array(volume.data, f"labels {Path(path).name}"), volume.spacing, volume.affine, volume.meta)
 
 
 def _to_view(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:

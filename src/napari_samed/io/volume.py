@@ -76,3 +76,18 @@ def check_volume(data: np.ndarray, what: str = "image") -> None:
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
             raise SamedError(f"the {what} holds {bad} NaN or infinite voxels; fix or mask them first")
+
+
+def label_array(data: np.ndarray, what: str = "labels") -> np.ndarray:
+    """``data`` as an integer label array, or `SamedError` when it holds fractions or negative values."""
+    check_volume(data, what)
+    if data.dtype == bool:
+        return data.astype(np.uint8)
+    if not np.issubdtype(data.dtype, np.integer) and not np.array_equal(data, np.round(data)):
+        raise SamedError(f"the {what} hold non-integer values; is it an image rather than a label volume?")
+    low, high = data.min(), data.max()
+    if low < 0:
+        raise SamedError(f"the {what} hold negative values (down to {low:g}); is it an image rather than a label "
+                         f"volume?")
+    dtype = np.uint8 if high < 2**8 else np.uint16 if high < 2**16 else np.int64
+    return data.astype(dtype, copy=False)

@@ -35,6 +35,7 @@ CHECKPOINT_KIND = "napari-samed fewshot"
 #: label's target embeddings (`calibrate_presence` lowers it for varied shots). Measured on the sample organ (two
 #: trainings): at most 0.82 on slices without it, at least 0.85 on slices holding it (0.94 inside its extent).
 PRESENCE = 0.85
+MAX_LABELS = 32  # each label costs a decoder pass per step; more is a mistake (an image given as labels)
 
 
 def default_iterations(shots: int) -> int:
@@ -185,6 +186,9 @@ class FewShot:
                                  f"the image's slices are {embeddings.slice_shape}")
         if not labels:
             raise SamedError(f"the labelled slices {sorted(annotations)} hold no label: paint at least one")
+        if len(labels) > MAX_LABELS:
+            raise SamedError(f"the labelled slices hold {len(labels)} label values; few-shot learns at most "
+                             f"{MAX_LABELS} at once (are they a label volume, not an image?)")
         missing = [v for v in labels if v not in found]
         if missing:
             raise SamedError(f"label {missing[0]} appears on none of the labelled slices {sorted(annotations)}; "

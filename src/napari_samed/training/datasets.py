@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SamedError
-from ..io import Volume, read_volume
+from ..io import Volume, read_labels, read_volume
 from ..io.readers import file_stem
 
 SPLITS = ("train", "val", "test")
@@ -66,13 +66,10 @@ class Case:
 
     def load(self) -> tuple[Volume, np.ndarray]:
         """The image volume and its integer label array, checked to share a grid."""
-        volume, labels = read_volume(self.image), read_volume(self.label)
+        volume, labels = read_volume(self.image), read_labels(self.label)
         if labels.shape != volume.shape:
             raise SamedError(f"label {self.label.name} has shape {labels.shape} but image {self.image.name} has "
                              f"{volume.shape}; each label file must be on its image's grid")
-        if not np.issubdtype(labels.data.dtype, np.integer) and not np.array_equal(labels.data,
-                                                                                     np.round(labels.data)):
-            raise SamedError(f"label {self.label.name} holds non-integer values; is it an image?")
         return volume, labels.data.astype(np.int32, copy=False)
 
 
