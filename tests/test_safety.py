@@ -168,7 +168,8 @@ def test_the_command_recomputes_a_damaged_slice_and_gives_the_clean_result(capsy
     assert code == 0
     warned = [line for line in err.splitlines() if "warning" in line]
     assert len(warned) == 1 and "damaged embedding cache entry" in warned[0], err
-    np.testing.assert_array_equal(read_volume(tmp_path / "seg.nii.gz").data, read_volume(tmp_path / "clean.nii.gz").data)
+    np.testing.assert_array_equal(read_volume(tmp_path / "seg.nii.gz").data,
+                                  read_volume(tmp_path / "clean.nii.gz").data)
 
 
 @pytest.mark.parametrize("factor", [1e300, 1e-300])
@@ -237,7 +238,8 @@ def test_cache_folders_that_cannot_be_used_are_one_line_errors(capsys, tmp_path,
     a_file.write_text("not a folder")
     seg = ["segment", image, "-o", tmp_path / "seg.nii.gz", "--box", box]
     refused(capsys, *seg, "--cache", a_file, message="the embedding cache folder")
-    refused(capsys, *seg, "--cache", f"{unwritable_folder(tmp_path)}/cache", message="--cache DIR or NAPARI_SAMED_CACHE")
+    refused(capsys, *seg, "--cache", f"{unwritable_folder(tmp_path)}/cache",
+            message="--cache DIR or NAPARI_SAMED_CACHE")
     monkeypatch.setenv("NAPARI_SAMED_CACHE", str(a_file))
     refused(capsys, *seg, message="is a file, not a folder; choose another with --cache DIR or NAPARI_SAMED_CACHE")
     assert a_file.read_text() == "not a folder" and not (tmp_path / "seg.nii.gz").exists()
