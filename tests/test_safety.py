@@ -289,8 +289,8 @@ def test_labels_written_by_the_plugin_are_marked_as_its_own(tmp_path, phantom):
 def test_an_image_given_as_labels_is_refused(capsys, tmp_path, case):
     image, reference, _ = case
     refused(capsys, "train", "fewshot", image, image, "-o", tmp_path / "m.ckpt", "--slices", "2",
-            message="is it an image rather than a label volume?")
-    refused(capsys, "evaluate", image, reference, message="is it an image rather than a label volume?")
+            message="looks like an image, not a label volume")
+    refused(capsys, "evaluate", image, reference, message="looks like an image, not a label volume")
 
 
 def test_prompts_outside_the_volume_are_refused_before_any_progress_bar(capsys, tmp_path, case):

@@ -62,7 +62,8 @@ def read_volume(path: str | os.PathLike) -> Volume:
 def read_labels(path: str | os.PathLike) -> Volume:
     """Read a label volume: `read_volume`, with integer, non-negative values checked (`label_array`)."""
     volume = read_volume(path)
-    return Volume(label_array(volume.data, f"labels {Path(path).name}"), volume.spacing, volume.affine, volume.meta)
+    data = label_array(volume.data, f"the label file {Path(path).name}")
+    return Volume(data, volume.spacing, volume.affine, volume.meta)
 
 
 def _to_view(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:

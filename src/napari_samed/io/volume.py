@@ -78,16 +78,15 @@ def check_volume(data: np.ndarray, what: str = "image") -> None:
             raise SamedError(f"the {what} holds {bad} NaN or infinite voxels; fix or mask them first")
 
 
-def label_array(data: np.ndarray, what: str = "labels") -> np.ndarray:
-    """``data`` as an integer label array, or `SamedError` when it holds fractions or negative values."""
-    check_volume(data, what)
+def label_array(data: np.ndarray, what: str = "the label volume") -> np.ndarray:
+    """``data`` (already a checked volume) as an integer label array; `SamedError` for fractions or negatives."""
     if data.dtype == bool:
         return data.astype(np.uint8)
     if not np.issubdtype(data.dtype, np.integer) and not np.array_equal(data, np.round(data)):
-        raise SamedError(f"the {what} hold non-integer values; is it an image rather than a label volume?")
+        raise SamedError(f"{what} holds non-integer values: it looks like an image, not a label volume")
     low, high = data.min(), data.max()
     if low < 0:
-        raise SamedError(f"the {what} hold negative values (down to {low:g}); is it an image rather than a label "
-                         f"volume?")
+        raise SamedError(f"{what} holds negative values (down to {low:g}): it looks like an image, not a label "
+                         f"volume")
     dtype = np.uint8 if high < 2**8 else np.uint16 if high < 2**16 else np.int64
     return data.astype(dtype, copy=False)

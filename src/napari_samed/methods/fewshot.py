@@ -123,8 +123,10 @@ class FewShot:
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, embeddings: VolumeEmbeddings, annotations: dict[int, np.ndarray], labels: Sequence[int] | None = None,
-            iterations: int | None = None, batch: int = 2, seed: int = 0) -> Task[list[float]]:
+            iterations: int | None = None, batch: int = 2, seed: int = 0, lr: float = 1e-4) -> Task[list[float]]:
         """Task: fine-tune on ``annotations`` ({slice index: label slice}); returns the loss per iteration.
+
+        A run of N iterations is the first N iterations of any longer run with the same seed and batch.
 
         ``labels`` are the label values to learn (default: every value found). A labelled slice without a label
         teaches the decoder that label's absence there.
@@ -154,7 +156,7 @@ class FewShot:
 
         torch.manual_seed(seed)
         self.decoder = FewShotDecoder(self.backbone, len(labels)).to(dev).train()
-        optimiser = torch.optim.Adam(self.decoder.parameters(), lr=1e-4, betas=(0.9, 0.99))
+        optimiser = torch.optim.Adam(self.decoder.parameters(), lr=lr, betas=(0.9, 0.99))
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
         losses = []
         generator = torch.Generator().manual_seed(seed)
