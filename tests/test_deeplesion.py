@@ -37,7 +37,7 @@ def test_default_precision_keeps_the_fp32_accuracy(lite, deeplesion, cache_dir):
     if lite.precision == "fp32":
         pytest.skip("the default encoder path is fp32 on this machine")
     fast = box_dsc(lite, deeplesion, cache_dir)
-    exact = box_dsc(load_backbone("lite-medsam", device="cpu", precision="fp32"), deeplesion, cache_dir)
+    exact = box_dsc(load_backbone("lite-medsam", device=lite.device, precision="fp32"), deeplesion, cache_dir)
     print({k: (round(float(exact[k]), 4), round(float(fast[k]), 4)) for k in exact})
     assert len(exact) == 6 and max(abs(fast[k] - exact[k]) for k in exact) <= 0.005, (exact, fast)
 
