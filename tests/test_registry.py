@@ -50,3 +50,21 @@ def test_state_dict_wrappers_and_guesses(tmp_path):
     torch.save({"epoch": 3}, path)
     with pytest.raises(SamedError, match="holds no model state dict"):
         read_state_dict(path, get_spec("sam-vit-l"))
+
+
+def test_weights_digest_once_per_file_version(tmp_path):
+    import hashlib
+    import os
+
+    from napari_samed.models.registry import _sha256, file_sha256
+
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"a" * 1000)
+    first = file_sha256(path)
+    hits = _sha256.cache_info().hits
+    assert file_sha256(tmp_path / "." / "weights.pth") == first == hashlib.sha256(b"a" * 1000).hexdigest()
+    assert _sha256.cache_info().hits == hits + 1  # same path, size and mtime: not read again
+    mtime = path.stat().st_mtime_ns
+    path.write_bytes(b"b" * 1000)  # same size, new content and mtime
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert file_sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest()

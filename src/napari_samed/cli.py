@@ -104,7 +104,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    _add_precision(p)
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    from .models.encoder import PRECISIONS
+
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="image encoder arithmetic: auto (default: fp16 on CUDA, bf16 on a CPU with native bf16, else "
+                        "fp32; a trained checkpoint's own when it runs at full speed), fp32 (exact), bf16, fp16 "
+                        "(CUDA); part of the embedding cache key")
 
 
 def _add_overwrite(p: argparse.ArgumentParser) -> None:
@@ -239,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, default=Path("samed_demo"), metavar="OUT",
                       help="report folder of --headless (default samed_demo)")
     demo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (--headless)")
+    _add_precision(demo)
     demo.add_argument("--cache", type=Path, help="embedding cache folder (--headless)")
     return parser
 
@@ -260,7 +271,7 @@ def _progress_bar(desc: str):
 def _embeddings(args, volume):
     from .models import VolumeEmbeddings, load_backbone
 
-    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
     return backbone, VolumeEmbeddings(volume, backbone, args.window or "auto", args.cache)
 
 
@@ -310,7 +321,7 @@ def cmd_segment(args) -> int:
     if method_cls.trained:
         if args.checkpoint is None:
             raise SamedError(f"method {args.method} needs its trained checkpoint: --checkpoint CKPT")
-        method = method_cls.open(args.checkpoint, args.device)
+        method = method_cls.open(args.checkpoint, args.device, args.precision)
         embeddings = VolumeEmbeddings(volume, method.backbone, args.window or method.window, args.cache)
     else:
         backbone, embeddings = _embeddings(args, volume)
@@ -403,7 +414,7 @@ def cmd_train_cotrain(args) -> int:
     from .models import load_backbone
 
     _checkpoint_output(args, CoTrain, _dataset_files(args))
-    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
     structures, splits = _training_slices(args, backbone)
     method = CoTrain(backbone, structures, args.mode, parse_jitter(args.jitter, structures))
     bar, update = _progress_bar(f"train {args.mode}")
@@ -433,7 +444,7 @@ def cmd_train_promise(args) -> int:
     _checkpoint_output(args, Promise, _dataset_files(args))
     dataset = _dataset(args.data)
     dataset.check_structures([target])
-    backbone = load_backbone(args.backbone, args.checkpoint, args.device)
+    backbone = load_backbone(args.backbone, args.checkpoint, args.device, args.precision)
     config = default_config(backbone.name)
     method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
     cases = []
@@ -460,7 +471,7 @@ def cmd_benchmark_cotrain(args) -> int:
     from .models import load_backbone
 
     check_writable_folder(args.output, "report folder")
-    backbone = load_backbone(args.model, args.checkpoint, args.device)
+    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
     structures, splits = _training_slices(args, backbone)
     bar, update = _progress_bar("benchmark cotrain")
     with bar:
@@ -486,7 +497,7 @@ def cmd_benchmark(args) -> int:
     bar, update = _progress_bar("benchmark")
     with bar:
         run_task(benchmark(cases, slots, args.report, args.device, args.window, args.cache, args.tolerance, notes,
-                           args.command_line), update)
+                           args.command_line, args.precision), update)
     print(args.report / "report.md")
     return 0
 
@@ -500,7 +511,7 @@ def cmd_embed(args) -> int:
     bar, update = _progress_bar("embed")
     with bar:
         for done, total in embeddings.compute():
-            update(Progress(done, total))
+            update(Progress(done, total, f"{embeddings.rate:.2f} slices/s"))
     print(embeddings.dir)
     return 0
 
@@ -527,7 +538,7 @@ def cmd_demo(args) -> int:
         check_writable_folder(args.output, "report folder")
         bar, update = _progress_bar("demo")
         with bar:
-            run_task(demo_report(args.output, args.device, args.cache), update)
+            run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
         print(args.output / "report.md")
         return 0
     import napari

@@ -45,23 +45,22 @@ class InteractiveSession:
         self.current_label = 1
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
-        self._backbones: dict[tuple, Backbone] = {}
+        self._tuned: dict[tuple, Backbone] = {}
         self._undo: list[dict[int, np.ndarray]] = []
 
     # -- model and embeddings ------------------------------------------------------------------------------
     def configure(self, model: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
                   device: str = "auto", window: str | tuple[float, float] = "auto",
-                  trained: str | os.PathLike | None = None) -> VolumeEmbeddings:
-        """Load the backbone (once per model, checkpoint, device and trained file) and set up the embeddings.
+                  trained: str | os.PathLike | None = None, precision: str = "auto") -> VolumeEmbeddings:
+        """Load the backbone (shared, see `load_backbone`; trained files once per session) and set up the
+        embeddings.
 
         ``trained`` is a checkpoint trained on that backbone: a co-trained decoder (`CoTrain`) replaces the
         pretrained decoder; a ProMISe model (`Promise`) makes clicks segment in 3D (`segment_click_3d`).
         Slow: run it in a worker.
         """
-        key = (model, str(checkpoint) if checkpoint else None, device)
-        if key not in self._backbones:
-            self._backbones[key] = load_backbone(model, checkpoint, device)
-        backbone = self._backbones[key]
+        backbone = load_backbone(model, checkpoint, device, precision)
+        key = (model, backbone.weights_id, str(backbone.device), backbone.precision)
         self.promise = None
         if trained:
             kind = checkpoint_kind(trained)
@@ -71,9 +70,9 @@ class InteractiveSession:
                 self.promise = self._promise[1]
             elif kind == COTRAIN_KIND:
                 tuned = (*key, str(trained))
-                if tuned not in self._backbones:
-                    self._backbones[tuned] = CoTrain.load(trained, backbone).backbone
-                backbone = self._backbones[tuned]
+                if tuned not in self._tuned:
+                    self._tuned[tuned] = CoTrain.load(trained, backbone).backbone
+                backbone = self._tuned[tuned]
             else:
                 raise SamedError(f"{trained} is neither a co-trained decoder nor a ProMISe checkpoint"
                                  + (f" (it is a {kind} one)" if kind else ""))
@@ -85,8 +84,9 @@ class InteractiveSession:
 
     def embed(self, first: int = 0) -> Task[None]:
         """Embed every missing slice, ``first`` and its neighbours first."""
-        for done, total in self._ready().compute(first=first):
-            yield Progress(done, total, f"embedding, {done}/{total} slices")
+        emb = self._ready()
+        for done, total in emb.compute(first=first):
+            yield Progress(done, total, f"embedding, {done}/{total} slices, {emb.rate:.2f} slices/s")
 
     def _ready(self) -> VolumeEmbeddings:
         if self.embeddings is None:

@@ -94,22 +94,19 @@ class SlotResult:
     seconds: float = 0.0
 
 
-def load_slots(slots: Sequence[MethodSlot], device: str = "auto") -> dict[MethodSlot, object]:
+def load_slots(slots: Sequence[MethodSlot], device: str = "auto", precision: str = "auto") -> dict[MethodSlot, object]:
     """The method of each slot, or the `SamedError` that prevented loading it (a missing checkpoint, ...).
-    Untrained slots with the same model share one backbone."""
-    backbones, methods = {}, {}
+    Slots share backbones (`load_backbone`); ``precision`` as in `open_backbone` for trained slots."""
+    methods = {}
     for slot in dict.fromkeys(replace(s, prompt=None) for s in slots):
         cls = get_method(slot.method)
         try:
             if cls.trained:
                 if slot.checkpoint is None:
                     raise SamedError(f"{slot.method} needs its trained checkpoint file")
-                methods[slot] = cls.open(slot.checkpoint, device)
+                methods[slot] = cls.open(slot.checkpoint, device, precision)
             else:
-                key = (slot.model, slot.checkpoint)
-                if key not in backbones:
-                    backbones[key] = load_backbone(slot.model, slot.checkpoint, device)
-                methods[slot] = cls(backbones[key])
+                methods[slot] = cls(load_backbone(slot.model, slot.checkpoint, device, precision))
         except SamedError as exc:
             methods[slot] = exc
     return {s: methods[replace(s, prompt=None)] for s in slots}
@@ -129,7 +126,7 @@ def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, lis
     """Task: each slot's labels (z, y, x) by slot name, or its error; the others run on after a failure.
 
     ``prompts`` maps a prompt kind to its objects; a slot gets those of its kind. Slots whose backbones have
-    the same weights share one `VolumeEmbeddings` (and the on-disk cache).
+    the same weights and precision share one `VolumeEmbeddings` (and the on-disk cache).
     """
     window = case_window(window, data)
     shared: dict[tuple, VolumeEmbeddings] = {}
@@ -145,7 +142,7 @@ def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, lis
             if slot.prompt and not given:
                 raise SamedError(f"{slot.method} takes {slot.prompt} prompts; none were given")
             backbone = method.backbone
-            key = (backbone.name, backbone.weights_id)
+            key = (backbone.name, backbone.weights_id, backbone.precision)
             if key not in shared:
                 shared[key] = VolumeEmbeddings(Volume(data, spacing=tuple(spacing)), backbone, window, cache_dir)
             task = method.segment(shared[key], given)

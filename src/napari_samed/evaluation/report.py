@@ -95,9 +95,10 @@ def compare_case(name: str, image: np.ndarray, reference: np.ndarray, spacing: S
 
 def benchmark(cases: Sequence[Case], slots: Sequence[MethodSlot], out: str | os.PathLike, device: str = "auto",
               window: str | tuple | None = "auto", cache_dir: str | os.PathLike | None = None,
-              tolerance: float = 1.0, notes: Sequence[str] = (), command: str = "") -> Task[list[CaseResult]]:
+              tolerance: float = 1.0, notes: Sequence[str] = (), command: str = "",
+              precision: str = "auto") -> Task[list[CaseResult]]:
     """Task: every slot on every case; writes ``report.md``, ``results.csv`` and ``<case>.png`` into ``out``."""
-    methods = load_slots(slots, device)
+    methods = load_slots(slots, device, precision)
     done = []
     for i, case in enumerate(cases):
         volume, labels = case.load()
@@ -208,7 +209,7 @@ def write_figure(case: CaseResult, path: Path) -> Path:
 
 
 def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | os.PathLike | None = None,
-                shots: int = 5) -> Task[list[CaseResult]]:
+                shots: int = 5, precision: str = "auto") -> Task[list[CaseResult]]:
     """Task: the whole story on the sample volume, headless. Writes the sample and its reference into ``out``,
     trains the few-shot decoder on ``shots`` slices of the reference (``fewshot.ckpt``), then compares zero-shot
     LiteMedSAM (box per slice, 3D box, one click) with it against the reference (``report.md``, PNG, CSV)."""
@@ -220,7 +221,7 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
     out = Path(out)
     write_sample(out)
     volume, reference = make_phantom(0)
-    backbone = load_backbone(device=device)
+    backbone = load_backbone(device=device, precision=precision)
     embeddings = VolumeEmbeddings(volume, backbone, "auto", cache_dir)
     occupied = np.flatnonzero(reference.any(axis=(1, 2)))
     picks = [int(occupied[round(i)]) for i in np.linspace(1, len(occupied) - 2, shots)]
@@ -229,7 +230,7 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
                      lambda step: replace(step, message=f"few-shot training on slices {picks}: {step.message}"))
     checkpoint = fewshot.save(out / "fewshot.ckpt")
     slots = [*with_prompts([MethodSlot("zero-shot")], PROMPT_KINDS), MethodSlot("fewshot", checkpoint=checkpoint)]
-    methods = load_slots(slots, device)
+    methods = load_slots(slots, device, precision)
     case = yield from compare_case("sample_ct", volume.data, reference, volume.spacing, methods, "auto", cache_dir)
     notes = ["The sample volume (`napari-samed sample`); the object is the organ with its lesion (reference "
              "labels 1 and 2 together).",

@@ -63,7 +63,7 @@ class Method(Protocol):
     ``prompts`` are the `PROMPT_KINDS` it understands, preferred first (none: it segments without prompts).
 
     Untrained methods are built from a backbone, ``Method(backbone)``; trained ones (``trained = True``) from
-    their checkpoint, ``Method.open(path, device)``, which also loads the backbone they were trained on.
+    their checkpoint, ``Method.open(path, device, precision)``, which also loads the backbone they were trained on.
     """
 
     name: ClassVar[str]

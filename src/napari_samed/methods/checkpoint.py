@@ -9,13 +9,16 @@ import torch
 
 from ..errors import SamedError
 from ..io.atomic import atomic_path
-from ..models.backbone import Backbone, load_backbone
+from ..models.backbone import Backbone, load_backbone, resolve_device
+from ..models.encoder import native
 from ..models.registry import get_spec
 
 
 def backbone_identity(backbone: Backbone) -> dict:
-    """What a checkpoint records about its backbone: name, weights hash and file."""
-    return {"backbone": backbone.name, "weights_id": backbone.weights_id, "weights_path": backbone.weights_path}
+    """What a checkpoint records about its backbone: name, weights hash and file, and the encoder precision of
+    the embeddings it was trained on."""
+    return {"backbone": backbone.name, "weights_id": backbone.weights_id, "weights_path": backbone.weights_path,
+            "precision": backbone.precision}
 
 
 def write_checkpoint(path: str | os.PathLike, state: dict) -> Path:
@@ -70,8 +73,14 @@ def check_backbone(state: dict, backbone: Backbone, path: str | os.PathLike, wha
         )
 
 
-def open_backbone(state: dict, device: str = "auto") -> Backbone:
-    """The backbone a checkpoint names: the bundled weights, or the file recorded at training time."""
+def open_backbone(state: dict, device: str = "auto", precision: str = "auto") -> Backbone:
+    """The backbone a checkpoint names: the bundled weights, or the file recorded at training time.
+
+    ``precision="auto"`` takes the precision recorded at training time (fp32 for checkpoints that record none)
+    when it runs at full speed on ``device``, else the device's own choice; any other value is used as given.
+    """
     spec = get_spec(state["backbone"])
     weights = None if spec.default_checkpoint else state["weights_path"]
-    return load_backbone(spec.name, weights, device)
+    if precision == "auto" and native(state.get("precision", "fp32"), resolve_device(device)):
+        precision = state.get("precision", "fp32")
+    return load_backbone(spec.name, weights, device, precision)

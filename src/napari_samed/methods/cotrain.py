@@ -246,7 +246,7 @@ class CoTrain(ZeroShot):
                                ("structures", "mode", "jitter", "history", "decoder"))
 
     @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto") -> CoTrain:
+    def open(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> CoTrain:
         """A trained decoder with the backbone its checkpoint names."""
         state = cls.read_checkpoint(path)
-        return cls._from_state(state, open_backbone(state, device), path)
+        return cls._from_state(state, open_backbone(state, device, precision), path)

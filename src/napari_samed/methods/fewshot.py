@@ -267,7 +267,7 @@ class FewShot:
         return method
 
     @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto") -> FewShot:
+    def open(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> FewShot:
         """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
         state = cls.read_checkpoint(path)
-        return cls._from_state(state, open_backbone(state, device), path)
+        return cls._from_state(state, open_backbone(state, device, precision), path)

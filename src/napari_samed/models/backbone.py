@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import SamedError
+from .encoder import InferenceEncoder, resolve_precision
 from .preprocess import SliceTransform, to_model_input
 from .registry import BackboneSpec, file_sha256, get_spec, load_weights, read_state_dict
 
@@ -43,23 +45,29 @@ class Backbone:
     """A SAM-family model on a device: ``encode`` slices to embeddings, ``decode`` prompts against one.
 
     ``weights_id`` identifies the weights (SHA-256 of the checkpoint file) for embedding caches and checkpoints;
-    ``weights_path`` is the file they came from, when known.
+    ``weights_path`` is the file they came from, when known. ``precision`` is the encoder's arithmetic
+    (`models.encoder.resolve_precision`: ``auto`` is fp16 on CUDA, bf16 on a CPU with native bf16, else fp32);
+    the decoder always runs in float32.
     Coordinates in and out are slice pixels, boxes ``(y0, x0, y1, x1)``, points ``(y, x)``.
     """
 
     def __init__(self, spec: BackboneSpec, model: nn.Module, weights_id: str, device: str = "auto",
-                 weights_path: str | None = None, mask_decoder: nn.Module | None = None):
+                 weights_path: str | None = None, mask_decoder: nn.Module | None = None,
+                 precision: str = "auto", encoder: InferenceEncoder | None = None):
         self.spec = spec
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.weights_id = weights_id
         self.weights_path = weights_path
         self._mask_decoder = None if mask_decoder is None else mask_decoder.to(self.device).eval()
+        self._encoder = encoder or InferenceEncoder(self.model.image_encoder, self.device, self.precision)
 
     def with_decoder(self, mask_decoder: nn.Module) -> Backbone:
         """This backbone with another mask decoder (a fine-tuned copy); encoder, prompt encoder and the embedding
-        cache (keyed by ``weights_id``) are shared."""
-        return Backbone(self.spec, self.model, self.weights_id, self.device, self.weights_path, mask_decoder)
+        cache (keyed by ``weights_id`` and ``precision``) are shared."""
+        return Backbone(self.spec, self.model, self.weights_id, self.device, self.weights_path, mask_decoder,
+                        self.precision, self._encoder)
 
     @property
     def name(self) -> str:
@@ -77,11 +85,14 @@ class Backbone:
     def mask_decoder(self) -> nn.Module:
         return self.model.mask_decoder if self._mask_decoder is None else self._mask_decoder
 
-    @torch.inference_mode()
+    @property
+    def batch_size(self) -> int:
+        """Slices per encoder call when embedding a volume (1 on the CPU, 8 on CUDA)."""
+        return self._encoder.batch_size
+
     def encode(self, slices: np.ndarray, window: tuple[float, float]) -> torch.Tensor:
-        """(B, H, W) slices -> (B, 256, 64, 64) float32 image embeddings on the CPU."""
-        x = to_model_input(slices, window, self.spec.image_size, self.spec.normalize).to(self.device)
-        return self.image_encoder(x).float().cpu()
+        """(B, H, W) slices -> (B, 256, 64, 64) float32 image embeddings on the CPU, at ``precision``."""
+        return self._encoder(to_model_input(slices, window, self.spec.image_size, self.spec.normalize)).cpu()
 
     def transform(self, height: int, width: int) -> SliceTransform:
         return SliceTransform(height, width, self.spec.image_size)
@@ -123,15 +134,38 @@ class Backbone:
         return Decoded(self.transform(*shape).logits_to_slice(low_res.float()).cpu(), iou.float().cpu())
 
 
+#: Backbones in use, by (model, weights digest, device, precision); an entry goes when its backbone is no longer used.
+_LOADED: weakref.WeakValueDictionary[tuple[str, str, str, str], Backbone] = weakref.WeakValueDictionary()
+
+
 def load_backbone(name: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
-                  device: str = "auto") -> Backbone:
-    """Build a registered backbone and load its weights (the bundled file for LiteMedSAM)."""
+                  device: str = "auto", precision: str = "auto") -> Backbone:
+    """A registered backbone with its weights (the bundled file for LiteMedSAM) on ``device`` at ``precision``.
+
+    Backbones are shared within a process: while one is in use, loading the same weights (by content) on the
+    same device returns it, or, at another precision, a backbone on the same model. So the Segment, Few-shot and
+    Compare widgets, the demo and the comparison hold one model. Nothing in a backbone changes after loading
+    (trained methods copy the decoder), so sharing it is safe.
+    """
     spec = get_spec(name)
     if checkpoint is None:
         if spec.default_checkpoint is None:
             raise SamedError(f"model {name} needs a checkpoint file: {spec.checkpoint_hint} (--checkpoint PATH)")
         checkpoint = spec.default_checkpoint()
+    dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
+    if Path(checkpoint).is_file():
+        key = (spec.name, file_sha256(checkpoint), str(dev), precision)
+        if (backbone := _LOADED.get(key)) is not None:
+            return backbone
+        same = next((b for k, b in list(_LOADED.items()) if k[:3] == key[:3]), None)
+        if same is not None:
+            backbone = Backbone(spec, same.model, same.weights_id, dev, same.weights_path, precision=precision)
+            _LOADED[key] = backbone
+            return backbone
     state = read_state_dict(checkpoint, spec)
     model = spec.build()
     load_weights(model, state, checkpoint, spec)
-    return Backbone(spec, model, file_sha256(checkpoint), device, str(Path(checkpoint).resolve()))
+    backbone = Backbone(spec, model, file_sha256(checkpoint), dev, str(Path(checkpoint).resolve()), precision=precision)
+    _LOADED[(spec.name, backbone.weights_id, str(dev), precision)] = backbone
+    return backbone

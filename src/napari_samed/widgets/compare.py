@@ -30,7 +30,7 @@ from ..evaluation.metrics import per_slice_dsc
 from ..methods import METHODS, Progress, Prompt, SlicePrompt, group_prompts
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import geometry_metadata
-from .common import chosen_volume, layer_choices
+from .common import chosen_volume, layer_choices, precision_field
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ class CompareWidget(QWidget):
                               tooltip="boxes: the Segment widget's '<image> boxes' layer")
         self.slots = [MethodRow(m, i == 0) for i, m in enumerate(DEFAULT_SLOTS)]
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.precision = precision_field()
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto",
                                tooltip="auto: uint8 as 0-255, CT when values below -500 occur, else MR")
         self.tolerance = FloatSpinBox(label="NSD tolerance (mm)", min=0.0, max=100.0, step=0.5, value=1.0)
@@ -141,7 +142,7 @@ class CompareWidget(QWidget):
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.plot = DscPlot()
         self.form = Container(widgets=[
-            self.image, self.reference, self.points, self.boxes, *self.slots, self.device, self.window,
+            self.image, self.reference, self.points, self.boxes, *self.slots, self.device, self.precision, self.window,
             self.tolerance,
             Container(widgets=[self.run_button, self.tasks.cancel_button], layout="horizontal", labels=False),
             Container(widgets=[self.grid, self.export_button], layout="horizontal", labels=False),
@@ -209,10 +210,11 @@ class CompareWidget(QWidget):
         for row, slot in zip(rows, slots, strict=True):
             row.status.value = f"{slot.name}: waiting"
         spacing, device, window, cache = tuple(image.scale), self.device.value, self.window.value, self.cache_dir
+        precision = self.precision.value
         tolerance = self.tolerance.value
 
         def run():
-            results = yield from run_slots(data, spacing, prompts, load_slots(slots, device), window, cache)
+            results = yield from run_slots(data, spacing, prompts, load_slots(slots, device, precision), window, cache)
             table = [] if reference is None else metrics_table(results, reference, spacing, tolerance)
             return results, table
 

@@ -66,7 +66,7 @@ class FewShotWidget(QWidget):
         self.labels = ComboBox(label="labels", choices=layer_choices(self.viewer, Labels), nullable=True,
                                tooltip="the Labels layer you painted a few slices in")
         self.fields = ModelFields()
-        self.model, self.checkpoint, self.device = self.fields.widgets
+        self.model, self.checkpoint, self.device, self.precision = self.fields.widgets
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
                                   tooltip="0: the paper's 50/80/100 for 5/20/50 shots")
@@ -78,8 +78,8 @@ class FewShotWidget(QWidget):
         self.plot = LossPlot()
         self.tasks = TaskRunner(on_step=self._on_step)
         self.form = Container(widgets=[
-            self.image, self.labels, self.model, self.checkpoint, self.device, self.window, self.iterations,
-            self.found,
+            self.image, self.labels, self.model, self.checkpoint, self.device, self.precision, self.window,
+            self.iterations, self.found,
             Container(widgets=[self.train_button, self.tasks.cancel_button], layout="horizontal", labels=False),
             Container(widgets=[self.segment_button], layout="horizontal", labels=False),
             Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False),
@@ -219,11 +219,11 @@ class FewShotWidget(QWidget):
         """Load a saved model with the backbone it was trained on (a worker)."""
         if not self._guard():
             return
-        device = self.device.value
+        device, precision = self.device.value, self.precision.value
 
         def run():
             yield Progress(0, 1, f"loading {path}")
-            return FewShot.open(path, device)
+            return FewShot.open(path, device, precision)
 
         self.tasks.start(run, 1, "loading model", returned=self._loaded)
 

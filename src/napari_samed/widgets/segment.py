@@ -51,7 +51,7 @@ class SegmentWidget(QWidget):
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.fields = ModelFields()
-        self.model, self.checkpoint, self.device = self.fields.widgets
+        self.model, self.checkpoint, self.device, self.precision = self.fields.widgets
         self.trained = FileEdit(label="trained model", mode="r", filter="*.ckpt *.pt", value="",
                                 tooltip="optional, trained on the chosen model: a co-trained decoder (napari-samed "
                                         "train cotrain) replaces the model's decoder and segments the boxes of a "
@@ -67,7 +67,7 @@ class SegmentWidget(QWidget):
         self.tasks = TaskRunner()
         self.progress, self.status = self.tasks.progress, self.tasks.status
         self.form = Container(widgets=[
-            self.image, self.model, self.checkpoint, self.device, self.trained, self.window, self.auto,
+            self.image, self.model, self.checkpoint, self.device, self.precision, self.trained, self.window, self.auto,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
             Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),

@@ -200,10 +200,10 @@ class Promise:
         return method
 
     @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto") -> Promise:
+    def open(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> Promise:
         """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
         state = read_checkpoint(path)
-        return cls.load(path, open_backbone(state, device))
+        return cls.load(path, open_backbone(state, device, precision))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
