@@ -22,8 +22,8 @@ Metrics, per structure:
   its largest slice, zero-shot on that slice; 2D DSC there. ``click5_mean`` / ``click5_min``: the same on 5
   slices spread over the structure (as the few-shot shots). ``click_s``: seconds per click (cached
   embedding), mean over those clicks.
-- ``click3d``: the volume DSC of the label volume that one click (on the largest slice) gives through
-  ``ZeroShot.segment``.
+- ``click3d``: the volume DSC of one click (on the largest slice) propagated through the volume
+  (`ObjectPrompt3D`, the default stop), and ``click3d_over`` as ``box3d_over``.
 - ``fewshot``: `FewShot.fit` (default iterations, seed 0) on the reference of 5 slices spread over the
   structure, ``zs[round(i)] for i in linspace(1, len(zs) - 2, 5)`` deduplicated (skipped when the structure
   spans < 5 slices); ``fewshot`` = DSC over all the other slices of the crop, ``fewshot_shots`` = DSC over the
@@ -52,8 +52,8 @@ import torch
 from scipy import ndimage
 
 from napari_samed import SamedError, Volume, read_volume
-from napari_samed.methods import BoxPrompt3D, FewShot, SlicePrompt, ZeroShot, run_task
-from napari_samed.methods.zero_shot import mask_bbox
+from napari_samed.geometry import mask_bbox
+from napari_samed.methods import BoxPrompt3D, FewShot, ObjectPrompt3D, SlicePrompt, ZeroShot, run_task
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.models.preprocess import MR_PERCENTILES, resolve_window
 
@@ -193,7 +193,8 @@ def run_structure(entry: Entry, methods, backbone, cache, root: Path, margin: in
         row.update(click=scores[0], click5_mean=float(np.mean(scores[1:])), click5_min=float(np.min(scores[1:])),
                    click_s=float(np.mean(seconds)))
     if "click3d" in methods:
-        row["click3d"] = dice(run_task(zero.segment(emb, [deepest_click(ref[largest], largest)])) > 0, ref)
+        pred = run_task(zero.segment(emb, [ObjectPrompt3D(1, [deepest_click(ref[largest], largest)])])) > 0
+        row["click3d"], row["click3d_over"] = dice(pred, ref), extent_over(pred, ref)
     if "fewshot" in methods:
         if len(zs) < SHOTS:
             row["fewshot_note"] = f"skipped: the structure spans {len(zs)} < {SHOTS} slices"
@@ -218,16 +219,17 @@ def _f(value, digits: int = 3) -> str:
 
 def markdown(rows: list[dict], means: dict[str, dict]) -> str:
     head = ("| structure | modality | slices | box | box3d | box3d over (below/above) | click slice | "
-            "click 5 slices (mean/min) | click s | click3d | few-shot unlabelled | few-shot on shots | "
-            "few-shot train s |\n|" + "---|" * 13)
+            "click 5 slices (mean/min) | click s | click3d | click3d over | few-shot unlabelled | "
+            "few-shot on shots | few-shot train s |\n|" + "---|" * 14)
     lines = [head]
     for r in [*rows, *means.values()]:
-        over = "/".join(f"{v:+.{0 if isinstance(v, int) else 1}f}" for v in r.get("box3d_over") or [])
+        over, over_click = ("/".join(f"{v:+.{0 if isinstance(v, int) else 1}f}" for v in r.get(k) or [])
+                            for k in ("box3d_over", "click3d_over"))
         c5 = f"{_f(r.get('click5_mean'))} / {_f(r.get('click5_min'))}" if "click5_mean" in r else ""
         few = _f(r.get("fewshot")) or ("n/a (< 5 slices)" if "fewshot_note" in r else "")
         lines.append(f"| {r['structure']} | {r.get('modality', '')} | {r.get('slices', '')} | {_f(r.get('box'))} | "
                      f"{_f(r.get('box3d'))} | {over} | {_f(r.get('click'))} | {c5} | {_f(r.get('click_s'), 2)} | "
-                     f"{_f(r.get('click3d'))} | {few} | {_f(r.get('fewshot_shots'))} | "
+                     f"{_f(r.get('click3d'))} | {over_click} | {few} | {_f(r.get('fewshot_shots'))} | "
                      f"{_f(r.get('fewshot_train_s'), 1)} |")
     return "\n".join(lines)
 
@@ -243,9 +245,10 @@ def mean_rows(rows: list[dict]) -> dict[str, dict]:
             values = [r[k] for r in chosen if r.get(k) is not None]
             if values:
                 row[k] = float(np.mean(values))
-        overs = [r["box3d_over"] for r in chosen if r.get("box3d_over")]
-        if overs:
-            row["box3d_over"] = [float(np.mean(v)) for v in zip(*overs, strict=True)]
+        for k in ("box3d_over", "click3d_over"):
+            overs = [r[k] for r in chosen if r.get(k)]
+            if overs:
+                row[k] = [float(np.mean(v)) for v in zip(*overs, strict=True)]
         out[name] = row
     return out
 

@@ -7,7 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from conftest import ROOT, bbox
+from conftest import ROOT, bbox, dice
+from scipy import ndimage
 
 from napari_samed import Volume, read_volume, write_labels
 from napari_samed.cli import main
@@ -53,6 +54,24 @@ def test_segment_writes_the_input_geometry_and_the_same_labels(capsys, tmp_path,
                                                group_prompts(boxes=[(z, *bbox(organ))])))
     np.testing.assert_array_equal(back, expected)
     assert 2 * (back[z] & organ).sum() / (back[z].sum() + organ.sum()) > 0.9
+
+
+@pytest.mark.slow
+def test_one_click_propagates_and_labelled_boxes_make_one_object(capsys, tmp_path, cache_dir):
+    organ = read_volume(SAMPLE_LABELS).data > 0
+    z = 32
+    cy, cx = np.unravel_index(int(ndimage.distance_transform_edt(organ[z]).argmax()), organ[z].shape)
+    code, _, err = _run(capsys, "segment", SAMPLE, "-o", tmp_path / "click.nii.gz", "--point", f"{z},{cy},{cx}",
+                        "--propagate", "--cache", cache_dir)
+    back = read_volume(tmp_path / "click.nii.gz").data
+    assert code == 0 and err.strip().splitlines()[-1].startswith("object 1: slices")
+    assert back.any(axis=(1, 2)).sum() > 20 and dice(back > 0, organ) > 0.85
+
+    boxes = [f"{zz},{','.join(map(str, bbox(organ[zz])))},5" for zz in (26, 38)]
+    code, _, _ = _run(capsys, "segment", SAMPLE, "-o", tmp_path / "boxes.nii.gz", "--box", boxes[0], "--box",
+                      boxes[1], "--cache", cache_dir)
+    back = read_volume(tmp_path / "boxes.nii.gz").data
+    assert code == 0 and set(np.unique(back)) == {0, 5} and np.flatnonzero(back.any(axis=(1, 2))).tolist() == [26, 38]
 
 
 def test_segment_tiff_and_evaluate(capsys, tmp_path, small, cache_dir):

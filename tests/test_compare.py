@@ -14,7 +14,7 @@ from napari_samed.errors import SamedError
 from napari_samed.evaluation.compare import MethodSlot, simulate_prompts, with_prompts
 from napari_samed.evaluation.report import find_cases
 from napari_samed.io import write_volume
-from napari_samed.methods import BoxPrompt3D, FewShot, run_task
+from napari_samed.methods import BoxPrompt3D, FewShot, ObjectPrompt3D, run_task
 from napari_samed.models import VolumeEmbeddings
 from napari_samed.widgets.compare import CompareWidget
 from napari_samed.widgets.segment import SegmentWidget
@@ -48,6 +48,10 @@ def test_simulated_prompts_and_prompt_kinds(slab):
     [click] = prompts["click"]
     y, x = click.points[0]
     assert mask[click.z, int(y), int(x)] and click.point_labels == [1]
+    [click3d], [onebox3d] = prompts["click3d"], prompts["onebox3d"]
+    assert click3d.slices == [click] and isinstance(onebox3d, ObjectPrompt3D)
+    [largest] = onebox3d.slices
+    assert largest.box == bbox(mask[largest.z]) and mask[largest.z].sum() == mask.sum(axis=(1, 2)).max()
     slots = with_prompts([MethodSlot("zero-shot"), MethodSlot("promise", checkpoint="p"),
                           MethodSlot("fewshot", checkpoint="f"), MethodSlot("cotrain", checkpoint="c")],
                          ["box", "box3d", "click"], kinds=["box", "click"])

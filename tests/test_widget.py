@@ -29,7 +29,8 @@ def setup(make_napari_viewer, cache_dir):
     [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
     widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
     viewer.window.add_dock_widget(widget)
-    widget.auto.value = False
+    assert widget.in3d.value  # 3D is the default; these tests segment single slices unless they turn it on
+    widget.auto.value = widget.in3d.value = False
     widget.image.value = image
     viewer.dims.set_point(0, image.data_to_world([Z, 0, 0])[0])
     _, labels = make_phantom(0)
@@ -114,6 +115,21 @@ def test_box_propagates_through_the_organ(qtbot, setup):
     _finish(qtbot, widget)
     assert dice(widget.result_layer(image).data > 0, organ) >= 0.85
     assert widget.progress.value() == steps[-1].done and len(steps) > 20
+
+
+def test_one_click_in_3d_gives_the_whole_object_and_one_undo_removes_it(qtbot, setup):
+    _, widget, image, labels = setup
+    organ = labels > 0
+    cy, cx = np.unravel_index(int(ndimage.distance_transform_edt(organ[Z]).argmax()), organ[Z].shape)
+    widget.in3d.value = True
+    widget.prompt_layers(image)[0].add([[Z, cy, cx]])
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    result = widget.result_layer(image).data
+    assert (result == 1).any(axis=(1, 2)).sum() > 20 and dice(result == 1, organ) >= 0.85
+    assert widget.status.value.startswith("object 1: slices") and "stopped above" in widget.status.value
+    widget.undo()
+    assert not result.any()
 
 
 def test_prompts_trigger_segmentation_when_auto_is_on(qtbot, setup):

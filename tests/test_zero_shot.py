@@ -4,7 +4,7 @@ from conftest import bbox, dice
 from scipy import ndimage
 
 from napari_samed import SamedError
-from napari_samed.methods import BoxPrompt3D, SlicePrompt, ZeroShot, group_prompts, run_task
+from napari_samed.methods import BoxPrompt3D, ObjectPrompt3D, SlicePrompt, ZeroShot, group_prompts, run_task
 from napari_samed.models import VolumeEmbeddings
 from napari_samed.phantom import LESION
 
@@ -97,3 +97,31 @@ def test_bad_prompts(tiny_backbone, prompts, message):
     with pytest.raises(SamedError, match=message):
         run_task(ZeroShot(tiny_backbone).segment(emb, group_prompts(**prompts)))
     assert tiny_backbone.encoded == 0
+
+
+def test_group_prompts_with_labels_and_propagation():
+    objs = group_prompts(boxes=[(3, 0, 0, 9, 9, 2), (5, 1, 1, 8, 8, 2), (3, 20, 20, 29, 29)],
+                         points=[(4, 5, 5, 1, 2), (4, 25, 25)])
+    assert sorted((o.z, o.label) for o in objs) == [(3, 1), (3, 2), (4, 2), (4, 3), (5, 2)]
+    assert next(o for o in objs if (o.z, o.label) == (4, 2)).points == [(5, 5)]
+    objs = group_prompts(boxes=[(3, 0, 0, 9, 9, 2), (5, 1, 1, 8, 8, 2)], points=[(9, 4, 4)], propagate=True)
+    assert [(type(o), o.label, [s.z for s in o.slices]) for o in objs] == [(ObjectPrompt3D, 2, [3, 5]),
+                                                                          (ObjectPrompt3D, 1, [9])]
+
+
+@pytest.mark.slow
+def test_one_click_propagates_through_the_organ_and_stops_where_it_ends(sample):
+    emb, organ, _ = sample
+    (cy, cx), _ = _deepest(organ[Z])
+    [obj] = group_prompts(points=[(Z, cy, cx)], propagate=True)
+    result = run_task(ZeroShot(emb.backbone).segment_object(emb, obj))
+    pred = np.zeros_like(organ)
+    for z, mask in result.masks.items():
+        pred[z] = mask
+    assert dice(pred, organ) >= 0.85
+    zs = np.flatnonzero(organ.any(axis=(1, 2)))
+    assert set(result.quality) == set(result.masks) - {Z}
+    assert result.stops[-1].z >= zs[0] - 2 and result.stops[1].z <= zs[-1] + 2
+    assert "stopped above slice" in result.describe()
+    labels = _segment(emb, points=[(Z, cy, cx)], propagate=True)  # the same through `segment`
+    np.testing.assert_array_equal(labels > 0, pred)

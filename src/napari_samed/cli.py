@@ -72,14 +72,21 @@ def _int_list(what: str):
     return parse
 
 
-def _point(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) not in (3, 4):
-        raise argparse.ArgumentTypeError(f"a point is Z,Y,X or Z,Y,X,LABEL (1 positive, 0 negative); got {text!r}")
-    return values
+def _ints_between(low: int, high: int, form: str):
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not low <= len(values) <= high:
+            raise argparse.ArgumentTypeError(f"{form}; got {text!r}")
+        return values
+
+    return parse
+
+
+_box = _ints_between(5, 6, "a box is Z,Y0,X0,Y1,X1 or Z,Y0,X0,Y1,X1,LABEL (integers)")
+_point = _ints_between(3, 5, "a point is Z,Y,X[,POLARITY[,LABEL]] (integers; POLARITY 1 positive, 0 negative)")
 
 
 def _kinds(text: str) -> list[str]:
@@ -163,12 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--method", default="zero-shot", choices=list(METHODS),
                      help="segmentation method; trained methods take their file with --checkpoint")
     _add_model_options(seg)
-    seg.add_argument("--box", action="append", default=[], type=_ints(5, "--box"), metavar="Z,Y0,X0,Y1,X1",
-                     help="2D box on slice Z; repeat for more objects (labels 1, 2, ... in order)")
+    seg.add_argument("--box", action="append", default=[], type=_box, metavar="Z,Y0,X0,Y1,X1[,LABEL]",
+                     help="2D box on slice Z; repeat for more objects. Boxes with the same LABEL are one object; "
+                          "without LABEL each box is an object of its own (the lowest free labels, in order)")
     seg.add_argument("--box3d", action="append", default=[], type=_ints(6, "--box3d"),
                      metavar="Z0,Y0,X0,Z1,Y1,X1", help="3D box, propagated from its middle slice")
-    seg.add_argument("--point", action="append", default=[], type=_point, metavar="Z,Y,X[,LABEL]",
-                     help="click on slice Z; LABEL 1 positive (default) or 0 negative")
+    seg.add_argument("--point", action="append", default=[], type=_point, metavar="Z,Y,X[,POLARITY[,LABEL]]",
+                     help="click on slice Z; POLARITY 1 positive (default) or 0 negative; with LABEL it belongs "
+                          "to that object, without it to the box around it on its slice")
+    seg.add_argument("--propagate", action="store_true",
+                     help="segment each object (its boxes and points on any slices) through the volume, stopping "
+                          "where the object ends (zero-shot)")
     _add_overwrite(seg)
 
     ev = sub.add_parser("evaluate", help="print DSC, IoU, NSD, ASSD, HD95 of PRED against GT as JSON")
@@ -309,13 +321,17 @@ def _checkpoint_output(args, method_cls, inputs) -> Path:
 
 def cmd_segment(args) -> int:
     from .io import read_volume, write_labels
-    from .methods import check_prompts, get_method, group_prompts, run_task
+    from .methods import ZeroShot, check_prompts, get_method, group_prompts, run_task
     from .models import VolumeEmbeddings
 
     method_cls = get_method(args.method)
     out = _labels_output(args, _output_path(args.output, args.image), [args.image, args.checkpoint])
     volume = read_volume(args.image)
-    prompts = group_prompts(args.box, args.box3d, args.point)
+    if args.propagate and method_cls is not ZeroShot:
+        raise SamedError(f"--propagate is for the zero-shot method; {args.method} "
+                         + ("segments in 3D from clicks by itself" if args.method == "promise" else
+                            "segments the prompted slices only"))
+    prompts = group_prompts(args.box, args.box3d, args.point, propagate=args.propagate)
     if method_cls.prompts:
         check_prompts(prompts, volume.shape)  # before any model load or progress bar
     if method_cls.trained:
@@ -328,7 +344,12 @@ def cmd_segment(args) -> int:
         method = method_cls(backbone)
     bar, update = _progress_bar("segment")
     with bar:
-        labels = run_task(method.segment(embeddings, prompts), update)
+        if isinstance(method, ZeroShot):
+            labels, objects = run_task(method.segment_reporting(embeddings, prompts), update)
+        else:
+            labels, objects = run_task(method.segment(embeddings, prompts), update), []
+    for obj in objects:
+        print(obj.describe(), file=sys.stderr)
     write_labels(labels, out, volume)
     print(out)
     return 0

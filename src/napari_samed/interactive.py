@@ -19,8 +19,9 @@ from .methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
 from .methods.cotrain import CoTrain
 from .methods.promise import Promise
 from .methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
-from .methods.prompts import SlicePrompt, check_prompts
-from .methods.zero_shot import ZeroShot
+from .methods.prompts import ObjectPrompt3D, SlicePrompt, check_prompts
+from .methods.propagation import propagate
+from .methods.zero_shot import Object3D, ZeroShot
 from .models import Backbone, VolumeEmbeddings, load_backbone
 
 Masks = dict[int, np.ndarray]
@@ -143,10 +144,26 @@ class InteractiveSession:
             raise SamedError(f"object {self.current_label} has no mask on slice {z} to propagate; draw a box first")
         masks = {z: mask}
         total = self.image.shape[0]
-        for zz, m in ZeroShot(emb.backbone).propagate_mask(emb, z, mask, (0, total - 1)):
-            masks[zz] = m
-            yield Progress(len(masks), total, f"propagating, slice {zz}")
+        for step in propagate(emb.backbone, emb, z, mask, (0, total - 1)):
+            masks[step.z] = step.mask
+            yield Progress(len(masks), total, f"propagating, slice {step.z}")
+        yield Progress(total, total, f"propagated over {len(masks)} slices")
         return masks
+
+    def segment_3d(self, prompts: list[SlicePrompt]) -> Task[Object3D]:
+        """The current object through the volume from its prompts on one or more slices
+        (`ZeroShot.segment_object`); its masks cover every slice, empty where the object is not, so that applying
+        them replaces the object's earlier voxels everywhere."""
+        emb = self._ready()
+        obj = ObjectPrompt3D(self.current_label, [SlicePrompt(int(p.z), self.current_label, p.box, list(p.points),
+                                                              list(p.point_labels)) for p in prompts])
+        check_prompts([obj], self.image.shape)
+        result = yield from ZeroShot(emb.backbone).segment_object(emb, obj)
+        nz = self.image.shape[0]
+        empty = np.zeros(self.image.shape[1:], bool)
+        result.masks = {z: result.masks.get(z, empty) for z in range(nz)}
+        yield Progress(nz, nz, result.describe())
+        return result
 
     # -- the label volume ------------------------------------------------------------------------------------
     def apply(self, masks: Masks, label: int | None = None) -> None:

@@ -18,10 +18,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SamedError
+from ..geometry import mask_bbox
 from ..io.volume import Volume
 from ..methods.base import Progress, Task, get_method, relay
-from ..methods.prompts import BoxPrompt3D, Prompt, SlicePrompt
-from ..methods.zero_shot import mask_bbox
+from ..methods.prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt
 from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone
 from .metrics import evaluate_masks
 
@@ -160,7 +160,8 @@ def simulate_prompts(reference: np.ndarray, spacing: Sequence[float]) -> dict[st
 
     ``box``: the bounding box of the object on each slice where it occurs; ``box3d``: the 3D bounding box of each
     connected component; ``click``: one positive click per component at its deepest point (largest distance
-    to the background, in mm with ``spacing``).
+    to the background, in mm with ``spacing``); ``click3d``: that click propagated through the volume;
+    ``onebox3d``: the component's box on its largest slice, propagated through the volume.
     """
     mask = np.asarray(reference) != 0
     if not mask.any():
@@ -170,13 +171,21 @@ def simulate_prompts(reference: np.ndarray, spacing: Sequence[float]) -> dict[st
     depth = ndimage.distance_transform_edt(mask, sampling=[float(s) for s in spacing])
     boxes3d: list[Prompt] = []
     clicks: list[Prompt] = []
+    clicks3d: list[Prompt] = []
+    onebox3d: list[Prompt] = []
     for label, box in enumerate(ndimage.find_objects(components), start=1):
         zs, ys, xs = box
         boxes3d.append(BoxPrompt3D((zs.start, ys.start, xs.start, zs.stop - 1, ys.stop - 1, xs.stop - 1), label))
         inside = np.where(components == label, depth, 0)
         z, y, x = np.unravel_index(int(np.argmax(inside)), mask.shape)
         clicks.append(SlicePrompt(int(z), label, points=[(float(y), float(x))], point_labels=[1]))
-    return {"box": boxes, "box3d": boxes3d, "click": clicks}
+        clicks3d.append(ObjectPrompt3D(label, [clicks[-1]]))
+        own = components[box] == label
+        largest = int(own.sum(axis=(1, 2)).argmax())
+        y0, x0, y1, x1 = mask_bbox(own[largest])
+        box2d = (ys.start + y0, xs.start + x0, ys.start + y1, xs.start + x1)
+        onebox3d.append(ObjectPrompt3D(label, [SlicePrompt(zs.start + largest, label, box2d)]))
+    return {"box": boxes, "box3d": boxes3d, "click": clicks, "click3d": clicks3d, "onebox3d": onebox3d}
 
 
 def check_reference(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

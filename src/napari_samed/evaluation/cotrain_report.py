@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import mask_bbox
 from ..methods.base import Progress, Task, relay
 from ..methods.cotrain import CoTrain, Jitter, perturb_box
-from ..methods.zero_shot import mask_bbox
 from ..models.backbone import Backbone
 from ..training.slices import SliceSplits, TrainingSlice
 from .metrics import evaluate_masks

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SamedError
+from ..geometry import mask_bbox
 from ..io import read_volume
 from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
-from ..methods.base import PROMPT_KINDS, Progress, Task, relay
-from ..methods.zero_shot import mask_bbox
+from ..methods.base import Progress, Task, relay
 from ..models import resolve_window
 from ..training.datasets import Case
 from .compare import (
@@ -35,6 +35,8 @@ from .metrics import per_slice_dsc
 
 LABEL_SUFFIX = re.compile(r"_labels?$", re.IGNORECASE)
 IMAGE_SUFFIX = re.compile(r"_(img_uint8|img|image|hu|ct)$", re.IGNORECASE)
+#: The demo's zero-shot rows: a box per slice, a 3D box, one click propagated through the volume.
+DEMO_PROMPTS = ("box", "box3d", "click3d")
 
 
 def find_cases(folder: str | os.PathLike) -> tuple[list[Case], list[str]]:
@@ -153,7 +155,9 @@ def write_report(cases: Sequence[CaseResult], out: str | os.PathLike, tolerance:
         lines += ["Made with:", "", "```bash", command, "```", ""]
     lines += ["Prompts simulated from each reference label: `box` a box per slice holding the object, `box3d` a "
               "3D box per connected component (propagated from its middle slice), `click` one click per component "
-              "at its deepest point (zero-shot decoders segment the clicked slice only). Metrics of any non-zero "
+              "at its deepest point (zero-shot decoders segment the clicked slice only), `click3d` that click and "
+              "`onebox3d` the component's box on its largest slice, each propagated through the volume until the "
+              "object ends. Metrics of any non-zero "
               f"voxel against the reference, over the volume: NSD at {tolerance:g} mm, ASSD and HD95 in mm; time "
               "includes computing embeddings that were not cached yet.", ""]
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
@@ -212,7 +216,7 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
                 shots: int = 5, precision: str = "auto") -> Task[list[CaseResult]]:
     """Task: the whole story on the sample volume, headless. Writes the sample and its reference into ``out``,
     trains the few-shot decoder on ``shots`` slices of the reference (``fewshot.ckpt``), then compares zero-shot
-    LiteMedSAM (box per slice, 3D box, one click) with it against the reference (``report.md``, PNG, CSV)."""
+    LiteMedSAM (`DEMO_PROMPTS`) with it against the reference (``report.md``, PNG, CSV)."""
     from ..methods import FewShot
     from ..models import VolumeEmbeddings, load_backbone
     from ..phantom import make_phantom
@@ -229,7 +233,7 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
     yield from relay(fewshot.fit(embeddings, {z: (reference[z] > 0).astype(np.uint8) for z in picks}),
                      lambda step: replace(step, message=f"few-shot training on slices {picks}: {step.message}"))
     checkpoint = fewshot.save(out / "fewshot.ckpt")
-    slots = [*with_prompts([MethodSlot("zero-shot")], PROMPT_KINDS), MethodSlot("fewshot", checkpoint=checkpoint)]
+    slots = [*with_prompts([MethodSlot("zero-shot")], DEMO_PROMPTS), MethodSlot("fewshot", checkpoint=checkpoint)]
     methods = load_slots(slots, device, precision)
     case = yield from compare_case("sample_ct", volume.data, reference, volume.spacing, methods, "auto", cache_dir)
     notes = ["The sample volume (`napari-samed sample`); the object is the organ with its lesion (reference "

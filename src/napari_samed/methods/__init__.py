@@ -4,20 +4,26 @@ from .base import METHODS, PROMPT_KINDS, Method, Progress, Task, get_method, reg
 from .cotrain import CoTrain
 from .fewshot import FewShot
 from .promise import Promise
-from .prompts import BoxPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
-from .zero_shot import ZeroShot
+from .prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
+from .propagation import DEFAULT_STOP, SliceQuality, StopRule
+from .zero_shot import Object3D, ZeroShot
 
 __all__ = [
     "METHODS",
     "PROMPT_KINDS",
+    "DEFAULT_STOP",
     "BoxPrompt3D",
     "CoTrain",
     "FewShot",
     "Method",
+    "Object3D",
+    "ObjectPrompt3D",
     "Progress",
     "Promise",
     "Prompt",
     "SlicePrompt",
+    "SliceQuality",
+    "StopRule",
     "Task",
     "ZeroShot",
     "check_prompts",

@@ -42,8 +42,9 @@ def run_task(task: Task[T], callback: Callable[[Progress], None] | None = None) 
             callback(step)
 
 
-#: The prompt kinds of the CLI, the comparison and the papers: a box on a slice, a 3D box, clicks.
-PROMPT_KINDS = ("box", "box3d", "click")
+#: The prompt kinds of the CLI, the comparison and the papers: a box on every slice, a 3D box, one click; and
+#: one click or one box on a single slice, propagated through the volume.
+PROMPT_KINDS = ("box", "box3d", "click", "click3d", "onebox3d")
 
 
 def relay(task: Task[T], restate: Callable[[Progress], Progress]) -> Task[T]:

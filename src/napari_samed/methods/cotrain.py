@@ -26,12 +26,13 @@ import torch
 from monai.losses import DiceCELoss
 
 from ..errors import SamedError
+from ..geometry import mask_bbox
 from ..models.backbone import Backbone
 from ..models.preprocess import masks_to_grid
 from ..training.datasets import Structure
 from .base import Progress, Task, register
 from .checkpoint import backbone_identity, check_backbone, open_backbone, read_checkpoint, write_checkpoint
-from .zero_shot import ZeroShot, mask_bbox
+from .zero_shot import ZeroShot
 
 if TYPE_CHECKING:
     from ..training.slices import SliceSplits, TrainingSlice

@@ -41,7 +41,16 @@ class BoxPrompt3D:
     label: int
 
 
-Prompt = SlicePrompt | BoxPrompt3D
+@dataclass
+class ObjectPrompt3D:
+    """One object prompted on one or more slices, segmented through the volume: each prompted slice from its own
+    prompts, every other slice by propagation from the nearest prompted slice until the object ends."""
+
+    label: int
+    slices: list[SlicePrompt]
+
+
+Prompt = SlicePrompt | BoxPrompt3D | ObjectPrompt3D
 
 
 def _box_contains(box: Sequence[int], yx: Sequence[float]) -> bool:
@@ -55,38 +64,66 @@ def _box_distance(box: Sequence[int], yx: Sequence[float]) -> float:
 
 
 def group_prompts(boxes: Sequence[Sequence[int]] = (), boxes3d: Sequence[Sequence[int]] = (),
-                  points: Sequence[Sequence[float]] = ()) -> list[Prompt]:
-    """Turn flat prompt lists (as the CLI takes them) into objects with label values 1, 2, ...
+                  points: Sequence[Sequence[float]] = (), propagate: bool = False) -> list[Prompt]:
+    """Turn flat prompt lists (as the CLI takes them) into objects with label values.
 
-    Each 2D box ``(z, y0, x0, y1, x1)`` is an object, then each 3D box. A point ``(z, y, x[, label])`` joins the
-    box on its slice that holds it (else the nearest box on that slice); the points of a slice without boxes
-    form one object of their own. Labels follow that order.
+    A 2D box ``(z, y0, x0, y1, x1[, label])`` with a label belongs to that object; without one it is an object
+    of its own. Each 3D box is an object. A point ``(z, y, x[, polarity[, label]])`` (polarity 1 positive,
+    0 negative) with a label joins that object's prompt on its slice; without one it joins the box on its
+    slice that holds it (else the nearest box there), and the unlabelled points of a slice without boxes form
+    one object. Objects without a label get the lowest values not given, in that order.
+    ``propagate``: the slice prompts of each object become one `ObjectPrompt3D`, segmented through the volume.
     """
+    given = {int(b[5]) for b in boxes if len(b) == 6} | {int(p[4]) for p in points if len(p) == 5}
+    if any(v < 1 for v in given):
+        raise SamedError(f"object labels start at 1; got {min(given)}")
+    free = (v for v in range(1, 2**16) if v not in given)
     objects: list[Prompt] = []
-    for z, y0, x0, y1, x1 in (tuple(int(v) for v in b) for b in boxes):
-        objects.append(SlicePrompt(z, len(objects) + 1, (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))))
+    labelled: dict[tuple[int, int], SlicePrompt] = {}  # (label, z) -> that object's prompt on slice z
+
+    def on(label: int, z: int) -> SlicePrompt:
+        if (label, z) not in labelled:
+            labelled[label, z] = SlicePrompt(z, label)
+            objects.append(labelled[label, z])
+        return labelled[label, z]
+
+    for b in boxes:
+        z, y0, x0, y1, x1 = (int(v) for v in b[:5])
+        box = (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))
+        if len(b) == 6 and on(int(b[5]), z).box is None:
+            on(int(b[5]), z).box = box
+        else:
+            objects.append(SlicePrompt(z, int(b[5]) if len(b) == 6 else next(free), box))
     for z0, y0, x0, z1, y1, x1 in (tuple(int(v) for v in b) for b in boxes3d):
         box = (min(z0, z1), min(y0, y1), min(x0, x1), max(z0, z1), max(y0, y1), max(x0, x1))
-        objects.append(BoxPrompt3D(box, len(objects) + 1))
+        objects.append(BoxPrompt3D(box, next(free)))
     loose: dict[int, SlicePrompt] = {}
     for point in points:
-        if len(point) not in (3, 4):
-            raise SamedError(f"a point is Z,Y,X or Z,Y,X,LABEL; got {','.join(map(str, point))}")
+        if len(point) not in (3, 4, 5):
+            raise SamedError(f"a point is Z,Y,X[,POLARITY[,LABEL]]; got {','.join(map(str, point))}")
         z, y, x = int(point[0]), float(point[1]), float(point[2])
-        positive = int(point[3]) if len(point) == 4 else 1
+        positive = int(point[3]) if len(point) >= 4 else 1
         if positive not in (0, 1):
-            raise SamedError(f"a point's label is 1 (positive) or 0 (negative); got {positive}")
+            raise SamedError(f"a point's polarity is 1 (positive) or 0 (negative); got {positive}")
         on_slice = [o for o in objects if isinstance(o, SlicePrompt) and o.z == z and o.box is not None]
-        if on_slice:
+        if len(point) == 5:
+            target = on(int(point[4]), z)
+        elif on_slice:
             target = next((o for o in on_slice if _box_contains(o.box, (y, x))), None)
             target = target or min(on_slice, key=lambda o: _box_distance(o.box, (y, x)))
         else:
             if z not in loose:
-                loose[z] = SlicePrompt(z, len(objects) + 1)
+                loose[z] = SlicePrompt(z, next(free))
                 objects.append(loose[z])
             target = loose[z]
         target.points.append((y, x))
         target.point_labels.append(positive)
+    if propagate:
+        by_label: dict[int, ObjectPrompt3D] = {}
+        for obj in objects:
+            if isinstance(obj, SlicePrompt):
+                by_label.setdefault(obj.label, ObjectPrompt3D(obj.label, [])).slices.append(obj)
+        objects = [o for o in objects if isinstance(o, BoxPrompt3D)] + list(by_label.values())
     return objects
 
 
@@ -96,6 +133,9 @@ def check_prompts(prompts: Sequence[Prompt], shape: tuple[int, int, int]) -> Non
     if not prompts:
         raise SamedError("no prompts: give at least one box, 3D box or point")
     for obj in prompts:
+        if isinstance(obj, ObjectPrompt3D) and not obj.slices:
+            raise SamedError(f"object {obj.label} has no prompt on any slice")
+    for obj in [s for o in prompts for s in (o.slices if isinstance(o, ObjectPrompt3D) else [o])]:
         if isinstance(obj, BoxPrompt3D):
             z0, y0, x0, z1, y1, x1 = obj.box
             if not (0 <= z0 <= z1 < nz and 0 <= y0 <= y1 < ny and 0 <= x0 <= x1 < nx):

@@ -16,6 +16,8 @@ from ..interactive import InteractiveSession
 from ..methods.checkpoint import checkpoint_kind
 from ..methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
 from ..methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
+from ..methods.prompts import SlicePrompt
+from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
@@ -59,6 +61,10 @@ class SegmentWidget(QWidget):
                                         "clicks into a 3D segmentation")
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr", LAYER_WINDOW], value="auto")
         self.auto = CheckBox(text="segment as prompts change", value=True)
+        self.in3d = CheckBox(text="3D: the object through the volume", value=True,
+                             tooltip="on: a box or click segments the whole object, propagated from the prompted "
+                                     "slices until it ends; prompts on other slices refine it. Off: the current "
+                                     "slice only")
         self.segment_button = PushButton(text="Segment slice")
         self.propagate_button = PushButton(text="Propagate 3D")
         self.new_button = PushButton(text="New object")
@@ -68,6 +74,7 @@ class SegmentWidget(QWidget):
         self.progress, self.status = self.tasks.progress, self.tasks.status
         self.form = Container(widgets=[
             self.image, self.model, self.checkpoint, self.device, self.precision, self.trained, self.window, self.auto,
+            self.in3d,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
             Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),
@@ -172,6 +179,13 @@ class SegmentWidget(QWidget):
                             min(int(np.ceil(x1)), nx - 1)))
         return out
 
+    def object_prompts(self, image: Image) -> list[SlicePrompt]:
+        """The current object's prompts on every slice that has some (the latest box and all points of each)."""
+        points, boxes = self.prompt_layers(image)
+        zs = {int(round(v)) for v in points.data[:, 0]} | {int(round(b[0, 0])) for b in boxes.data}
+        label = self.session(image).current_label
+        return [SlicePrompt(z, label, *self.slice_prompts(image, z)) for z in sorted(zs)]
+
     def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
         """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
         points = self.prompt_layers(image)[0]
@@ -183,7 +197,8 @@ class SegmentWidget(QWidget):
 
     # -- actions -------------------------------------------------------------------------------------------
     def segment_slice(self) -> None:
-        """Segment the current object on the current slice from that slice's prompts.
+        """Segment the current object from the current slice's prompts: through the volume with the 3D toggle on
+        (from the prompts on every slice), else on the current slice only.
 
         With a co-trained decoder chosen and several boxes on the slice, the boxes are segmented together as
         objects 1, 2, ... in drawing order (points are not used then). With a ProMISe model chosen, the slice's
@@ -203,6 +218,9 @@ class SegmentWidget(QWidget):
                 return 1, f"ProMISe 3D from slice {z}", _one_object(task, session.current_label)
             if box is None and not points:
                 raise SamedError(f"no prompts on slice {z}: draw a box or click points first")
+            if self.in3d.value:
+                task = _one_object(session.segment_3d(self.object_prompts(image)), session.current_label)
+                return image.data.shape[0], f"object {session.current_label} in 3D", task
             task = session.segment_slice(z, box, points, labels)
             return 1, f"segmenting slice {z}", _one_object(task, session.current_label)
 
@@ -303,10 +321,13 @@ class SegmentWidget(QWidget):
         self.tasks.start(run, total, desc, returned, finished=self._on_finished)
 
     def _apply(self, image: Image, objects: dict) -> None:
+        """Write {label: masks or `Object3D`} to the result layer as one undo step."""
+        reports = [o.describe() for o in objects.values() if isinstance(o, Object3D)]
+        objects = {label: o.masks if isinstance(o, Object3D) else o for label, o in objects.items()}
         self.sessions[id(image)].apply_objects(objects)
         self._show(image)
-        slices = len({z for masks in objects.values() for z in masks})
-        self.status.value = f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
+        slices = len({z for masks in objects.values() for z, m in masks.items() if m.any()})
+        self.status.value = reports[0] if reports else f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
 
     def _show(self, image: Image) -> None:
         layer, labels = self.result_layer(image), self.sessions[id(image)].labels

@@ -1,0 +1,20 @@
+"""Mask and box geometry on 2D slices: boxes are ``(y0, x0, y1, x1)`` in pixels, inclusive."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, x0, y1, x1)`` of a 2D mask's foreground, or None when it is empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if not len(ys):
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return (int(ys[0]), int(xs[0]), int(ys[-1]), int(xs[-1]))
+
+
+def grow_box(box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` grown by ``margin`` pixels on every side, clipped to a slice of ``shape``."""
+    y0, x0, y1, x1 = box
+    return (max(y0 - margin, 0), max(x0 - margin, 0), min(y1 + margin, shape[0] - 1), min(x1 + margin, shape[1] - 1))
