@@ -17,7 +17,7 @@ from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from .base import PROMPT_KINDS, Progress, Task, register, relay
 from .prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt, check_prompts
-from .propagation import DEFAULT_STOP, SliceQuality, Stop, StopRule, propagate
+from .propagation import DEFAULT_STOP, UNTIL_EMPTY, SliceQuality, Stop, StopRule, propagate
 
 #: Candidate half-margins around the clicked points, as fractions of the slice's longest side. Chosen on the
 #: real-data benchmark (benchmarks/click_search.py): these five beat the nine used before on the structures'
@@ -161,6 +161,7 @@ class ZeroShot:
             mask = self.segment_slice(embeddings, prompt)
             result.masks[prompt.z] = result.masks[prompt.z] | mask if prompt.z in result.masks else mask
             yield Progress(len(result.masks), nz, f"object {obj.label}, slice {prompt.z}")
+
         def keep(step):
             result.masks[step.z], result.quality[step.z] = step.mask, step.quality
             return Progress(len(result.masks), nz, f"object {obj.label}, slice {step.z}")
@@ -203,8 +204,12 @@ class ZeroShot:
         return out.masks()[0, int(out.iou[0].argmax())]
 
     def propagate_box(self, embeddings: VolumeEmbeddings, obj: BoxPrompt3D,
-                      rule: StopRule = DEFAULT_STOP) -> Iterator[tuple[int, np.ndarray]]:
-        """Segment the middle slice of a 3D box, then propagate up and down inside the box (`propagate`)."""
+                      rule: StopRule = UNTIL_EMPTY) -> Iterator[tuple[int, np.ndarray]]:
+        """Segment the middle slice of a 3D box, then propagate up and down inside the box (`propagate`).
+
+        The box's z range is the user's word on where the object ends, so by default only an empty mask stops
+        sooner: the quality stop cut compact lesions short (DeepLesion 000001: DSC 0.959 to 0.580).
+        """
         z0, y0, x0, z1, y1, x1 = obj.box
         mid = (z0 + z1) // 2
         first = self.segment_slice(embeddings, SlicePrompt(mid, obj.label, (y0, x0, y1, x1)))
