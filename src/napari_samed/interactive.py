@@ -8,12 +8,13 @@ applies the result (`apply`) on its own thread.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 
 from .errors import SamedError
 from .io.volume import Volume, check_volume
-from .methods.base import Progress, Task
+from .methods.base import Progress, Task, relay
 from .methods.checkpoint import checkpoint_kind
 from .methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
 from .methods.cotrain import CoTrain
@@ -153,12 +154,15 @@ class InteractiveSession:
     def segment_3d(self, prompts: list[SlicePrompt]) -> Task[Object3D]:
         """The current object through the volume from its prompts on one or more slices
         (`ZeroShot.segment_object`); its masks cover every slice, empty where the object is not, so that applying
-        them replaces the object's earlier voxels everywhere."""
+        them replaces the object's earlier voxels everywhere. The prompted slices come first as a ``partial``
+        {label: masks}, to `apply` at once and `amend` with the whole result."""
         emb = self._ready()
         obj = ObjectPrompt3D(self.current_label, [SlicePrompt(int(p.z), self.current_label, p.box, list(p.points),
                                                               list(p.point_labels)) for p in prompts])
         check_prompts([obj], self.image.shape)
-        result = yield from ZeroShot(emb.backbone).segment_object(emb, obj)
+        label = self.current_label
+        result = yield from relay(ZeroShot(emb.backbone).segment_object(emb, obj),
+                                  lambda step: replace(step, partial=step.partial and {label: step.partial}))
         nz = self.image.shape[0]
         empty = np.zeros(self.image.shape[1:], bool)
         result.masks = {z: result.masks.get(z, empty) for z in range(nz)}
@@ -170,13 +174,15 @@ class InteractiveSession:
         """Write masks as ``label`` (the current object): replace its voxels on those slices, keep others'."""
         self.apply_objects({self.current_label if label is None else label: masks})
 
-    def apply_objects(self, objects: dict[int, Masks]) -> None:
+    def apply_objects(self, objects: dict[int, Masks], amend: bool = False) -> None:
         """Write several objects' masks as one undo step. Each replaces its own voxels on its slices and never
         takes another object's voxels, except that a later object in ``objects`` paints over an earlier one
-        (a lesion box after its organ's box)."""
-        saved: dict[int, np.ndarray] = {}
+        (a lesion box after its organ's box). ``amend``: add to the last undo step instead (the rest of a result
+        whose first part was applied already)."""
+        saved: dict[int, np.ndarray] = self._undo.pop() if amend and self._undo else {}
         for z in sorted({z for masks in objects.values() for z in masks}):
-            saved[z] = self.labels[z].copy()
+            if z not in saved:
+                saved[z] = self.labels[z].copy()
             plane = self.labels[z]
             plane[np.isin(plane, list(objects))] = 0
             free = plane == 0

@@ -150,9 +150,9 @@ class ZeroShot:
                        rule: StopRule = DEFAULT_STOP) -> Task[Object3D]:
         """Task: one object through the volume from its prompts on one or more slices.
 
-        Each prompted slice is segmented from its own prompts; propagation (`propagation.propagate`, stopped by
-        ``rule``) then goes below the lowest and above the highest prompted slice, and from each prompted slice
-        halfway to the next.
+        Each prompted slice is segmented from its own prompts (yielded as the ``partial`` result {z: mask}, so a
+        GUI can show them at once); propagation (`propagation.propagate`, stopped by ``rule``) then goes below the
+        lowest and above the highest prompted slice, and from each prompted slice halfway to the next.
         """
         check_prompts([obj], embeddings.data.shape)
         result = Object3D(obj.label)
@@ -160,7 +160,8 @@ class ZeroShot:
         for prompt in sorted(obj.slices, key=lambda p: p.z):
             mask = self.segment_slice(embeddings, prompt)
             result.masks[prompt.z] = result.masks[prompt.z] | mask if prompt.z in result.masks else mask
-            yield Progress(len(result.masks), nz, f"object {obj.label}, slice {prompt.z}")
+        yield Progress(len(result.masks), nz, f"object {obj.label}: prompted slices done, propagating",
+                       partial=dict(result.masks))
 
         def keep(step):
             result.masks[step.z], result.quality[step.z] = step.mask, step.quality

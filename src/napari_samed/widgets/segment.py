@@ -70,7 +70,9 @@ class SegmentWidget(QWidget):
         self.new_button = PushButton(text="New object")
         self.undo_button = PushButton(text="Undo")
         self.embed_button = PushButton(text="Embed volume")
-        self.tasks = TaskRunner()
+        self.tasks = TaskRunner(on_step=self._show_partial)
+        self._running: Image | None = None  # the image of the running task, while it may show partial results
+        self._amend = False  # a partial result of the running task is applied: its result amends that undo step
         self.progress, self.status = self.tasks.progress, self.tasks.status
         self.form = Container(widgets=[
             self.image, self.model, self.checkpoint, self.device, self.precision, self.trained, self.window, self.auto,
@@ -318,13 +320,23 @@ class SegmentWidget(QWidget):
             return (yield from task)
 
         returned = (lambda objects: self._apply(image, objects)) if apply else None
+        self._running, self._amend = (image if apply else None), False
         self.tasks.start(run, total, desc, returned, finished=self._on_finished)
+
+    def _show_partial(self, step) -> None:
+        """Show the first part of a running result at once (a 3D object's prompted slices) as an undo step that
+        the whole result amends."""
+        if step.partial and self._running is not None:
+            self.sessions[id(self._running)].apply_objects(step.partial, amend=self._amend)
+            self._amend = True
+            self._show(self._running)
 
     def _apply(self, image: Image, objects: dict) -> None:
         """Write {label: masks or `Object3D`} to the result layer as one undo step."""
         reports = [o.describe() for o in objects.values() if isinstance(o, Object3D)]
         objects = {label: o.masks if isinstance(o, Object3D) else o for label, o in objects.items()}
-        self.sessions[id(image)].apply_objects(objects)
+        self.sessions[id(image)].apply_objects(objects, amend=self._amend)
+        self._amend = False
         self._show(image)
         slices = len({z for masks in objects.values() for z, m in masks.items() if m.any()})
         self.status.value = reports[0] if reports else f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
@@ -336,6 +348,7 @@ class SegmentWidget(QWidget):
         layer.refresh()
 
     def _on_finished(self) -> None:
+        self._running, self._amend = None, False
         if self._pending_auto:
             self._pending_auto = False
             self.segment_slice()
