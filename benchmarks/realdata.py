@@ -2,6 +2,7 @@
 
     python benchmarks/realdata.py [--data DIR] [--cache DIR] [--only SUBSTRING ...]
         [--methods box,box3d,click,click3d,fewshot] [--margin 10] [--json OUT.json] [--brain-window]
+        [--precision auto|fp32|bf16]
 
 The project's defaults throughout: LiteMedSAM (bundled weights) on the CPU, each method's default settings.
 
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--margin", type=int, default=10)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--brain-window", action="store_true", help="MR: window from the brain mask's voxels")
+    parser.add_argument("--precision", default="auto", help="encoder precision (default: the plugin's auto)")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := set(methods) - set(METHODS):
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{started:%Y-%m-%d %H:%M}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"load average {os.getloadavg()[0]:.2f} at start")
     print(header, flush=True)
-    backbone = load_backbone(device="cpu")
+    backbone = load_backbone(device="cpu", precision=args.precision)
     rows = []
     for entry in entries:
         rows.append(run_structure(entry, methods, backbone, args.cache, args.data, args.margin, args.brain_window))

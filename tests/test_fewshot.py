@@ -6,7 +6,7 @@ from conftest import dice
 from napari_samed import SamedError
 from napari_samed.cli import main
 from napari_samed.methods import FewShot, run_task
-from napari_samed.methods.fewshot import FewShotDecoder, target_embeddings
+from napari_samed.methods.fewshot import ITERATIONS, FewShotDecoder, target_embeddings
 from napari_samed.models import VolumeEmbeddings
 
 SHOTS = [16, 24, 32, 40, 48]
@@ -26,13 +26,11 @@ def trained(phantom, lite, cache_dir):
 @pytest.mark.slow
 def test_five_labelled_slices_segment_the_rest_of_the_organ(trained, tmp_path):
     method, emb, organ, losses, steps = trained
-    assert len(losses) == 50 and np.mean(losses[-5:]) < 0.5 * losses[0]
+    assert len(losses) == ITERATIONS and np.mean(losses[-5:]) < 0.5 * losses[0]
     assert [s.loss for s in steps if s.loss is not None] == losses
     pred = run_task(method.segment(emb))
     others = [z for z in range(organ.shape[0]) if z not in SHOTS]
-    # Training seeds 0-2 measured 0.913/0.876/0.875 on fp32 embeddings and 0.822/0.921/0.868 on bf16 ones
-    # (benchmarks/fewshot.py, docs/benchmarks.md): the seed moves it more than the precision does.
-    assert dice(pred[others] > 0, organ[others] > 0) >= 0.80
+    assert dice(pred[others] > 0, organ[others] > 0) >= 0.90
     again = FewShot.load(method.save(tmp_path / "organ.ckpt"), emb.backbone)
     np.testing.assert_array_equal(run_task(again.segment(emb)), pred)
     assert again.window == "ct" and again.labels == [1]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, dice
 
+from napari_samed.methods.fewshot import ITERATIONS
 from napari_samed.phantom import make_phantom
 from napari_samed.widgets.fewshot import FewShotWidget
 
@@ -35,8 +36,8 @@ def test_paint_train_cancel_segment_save_reload(make_napari_viewer, qtbot, cache
     widget.train()
     widget.worker.yielded.connect(lambda step: progress.append(widget.tasks.progress.value()))
     _finish(qtbot, widget)
-    assert len(widget.plot.losses) == 50 and len(widget.plot.line.get_xdata()) == 50  # the paper's default
-    assert progress == sorted(progress) and progress[-1] >= 50
+    assert len(widget.plot.losses) == ITERATIONS and len(widget.plot.line.get_xdata()) == ITERATIONS
+    assert progress == sorted(progress) and progress[-1] >= ITERATIONS
     first = widget.method
     assert first is not None and not errors
 
@@ -51,7 +52,7 @@ def test_paint_train_cancel_segment_save_reload(make_napari_viewer, qtbot, cache
     _finish(qtbot, widget)
     result = viewer.layers["sample_ct fewshot"].data
     assert result.shape == image.data.shape and painted.data[SHOTS].any()
-    assert dice(result[30] > 0, organ[30]) > 0.7  # the organ is found; accuracy is tested headless (test_fewshot.py)
+    assert dice(result[30] > 0, organ[30]) > 0.8  # volume accuracy is tested headless (test_fewshot.py)
 
     widget.save_model(str(tmp_path / "organ.ckpt"))
     widget.method = None

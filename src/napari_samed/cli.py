@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--labels", dest="label_values", type=_int_list("--labels"), metavar="1,2,...",
                     help="label values to learn (default: all found on the slices)")
     fs.add_argument("--iterations", type=_positive_int("--iterations"),
-                    help="optimiser steps (default 50/80/100 for 5/20/50 shots)")
+                    help="optimiser steps (default 100)")
     _add_model_options(fs)
 
     _add_cotrain_options(train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several "

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from ..errors import SamedError
 from ..interactive import InteractiveSession
 from ..methods.base import Progress
-from ..methods.fewshot import FewShot
+from ..methods.fewshot import ITERATIONS, FewShot
 from ..models import VolumeEmbeddings
 from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
@@ -69,7 +69,7 @@ class FewShotWidget(QWidget):
         self.model, self.checkpoint, self.device, self.precision = self.fields.widgets
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
-                                  tooltip="0: the paper's 50/80/100 for 5/20/50 shots")
+                                  tooltip=f"0: the default, {ITERATIONS}")
         self.found = Label(value="no labelled slices")
         self.train_button = PushButton(text="Train")
         self.segment_button = PushButton(text="Segment volume")
@@ -167,7 +167,7 @@ class FewShotWidget(QWidget):
             return method
 
         self.plot.reset()
-        self.tasks.start(run, len(annotations) + (iterations or 50), "training", returned=self._trained)
+        self.tasks.start(run, len(annotations) + (iterations or ITERATIONS), "training", returned=self._trained)
 
     def _trained(self, method: FewShot) -> None:
         self.method = method
