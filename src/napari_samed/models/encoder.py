@@ -111,4 +111,6 @@ class InferenceEncoder:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, DTYPES[self.precision], enabled=self.autocast):
-            return self.module(x).float()
+            # The standard layout, as embeddings read back from the cache have: the decoder's bf16 result depends
+            # on the layout (channels-last embeddings flipped 5 pixels of a mask).
+            return self.module(x).float().contiguous()
