@@ -62,7 +62,8 @@ class StopRule:
         return None
 
 
-#: Only an empty mask (or the end of the range) stops: the behaviour before the quality stop, for comparisons.
+#: Only an empty mask (or the end of the range) stops: a 3D box's rule (its z range bounds the object), and the
+#: behaviour before the quality stop.
 UNTIL_EMPTY = StopRule()
 #: The default, chosen on the real-data benchmark (docs/benchmarks.md, "Propagation stop"): against `UNTIL_EMPTY`,
 #: the mean overrun past the object fell from 7.3 to 0.9 slices and the mean volume DSC rose.
