@@ -15,7 +15,6 @@ the clicked slices, and the number of decodes each rule needs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -95,19 +94,13 @@ RULES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", type=Path)
-    parser.add_argument("--replay", type=Path)
-    parser.add_argument("--only", nargs="*", default=[])
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "napari-samed-bench")
-    args = parser.parse_args()
+    args = rd.recording_parser(__doc__).parse_args()
     if args.record:
         backbone = load_backbone("lite-medsam", device="cpu")
         rows = []
-        for entry in rd.MANIFEST:
-            if not args.only or any(o in entry.name for o in args.only):
-                rows += record(entry, backbone, args.cache)
-                print(entry.name, flush=True)
+        for entry in rd.select(args.only):
+            rows += record(entry, backbone, args.cache)
+            print(entry.name, flush=True)
         args.record.write_text(json.dumps(rows))
     if args.replay:
         rows = json.loads(args.replay.read_text())

@@ -60,15 +60,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--evals", default="50,100,200")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "napari-samed-bench")
+    parser.add_argument("--cache", type=Path, default=rd.DEFAULT_CACHE)
     args = parser.parse_args()
     evals = [int(v) for v in args.evals.split(",")]
     backbone = load_backbone("lite-medsam", device="cpu")
-    for entry in rd.MANIFEST:
-        if not args.only or any(o in entry.name for o in args.only):
-            row = probe(entry, backbone, args.cache, args.lr, args.batch, evals)
-            if row:
-                print(json.dumps(row), flush=True)
+    for entry in rd.select(args.only):
+        if row := probe(entry, backbone, args.cache, args.lr, args.batch, evals):
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

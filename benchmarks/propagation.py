@@ -16,7 +16,6 @@ extent), for both starts. The rule with the best mean click DSC whose overrun is
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -80,20 +79,15 @@ def candidates() -> list[StopRule]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", type=Path)
-    parser.add_argument("--replay", type=Path)
-    parser.add_argument("--only", nargs="*", default=[])
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "napari-samed-bench")
+    parser = rd.recording_parser(__doc__)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     if args.record:
         backbone = load_backbone("lite-medsam", device="cpu")
         rows = []
-        for entry in rd.MANIFEST:
-            if not args.only or any(o in entry.name for o in args.only):
-                rows.append(record(entry, backbone, args.cache))
-                print(rows[-1]["structure"], len(rows[-1]["click"]), len(rows[-1]["box"]), flush=True)
+        for entry in rd.select(args.only):
+            rows.append(record(entry, backbone, args.cache))
+            print(rows[-1]["structure"], len(rows[-1]["click"]), len(rows[-1]["box"]), flush=True)
         args.record.write_text(json.dumps(rows))
     if args.replay:
         rows = [r for r in json.loads(args.replay.read_text()) if r["extent"][1] - r["extent"][0] >= 9]

@@ -60,6 +60,7 @@ from napari_samed.models.preprocess import MR_PERCENTILES, resolve_window
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEFAULT_CACHE = Path.home() / ".cache" / "napari-samed-bench"
 METHODS = ("box", "box3d", "click", "click3d", "fewshot")
 MIN_PIXELS = 10  # smaller connected components get no box (2D: pixels, 3D: voxels)
 SHOTS = 5
@@ -105,6 +106,21 @@ class Case(NamedTuple):
     mask: np.ndarray  # the boolean reference on the crop
     z0: int  # the crop's first slice in the whole volume
     window: tuple[float, float]  # resolved on the whole volume
+
+
+def select(only: list[str]) -> list[Entry]:
+    """The manifest's entries whose name holds one of ``only`` (case-insensitive); all when ``only`` is empty."""
+    return [e for e in MANIFEST if not only or any(s.lower() in e.name.lower() for s in only)]
+
+
+def recording_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a record-then-replay benchmark over the manifest (`propagation.py`, `click_search.py`)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--record", type=Path, help="run the structures and write the recording here")
+    parser.add_argument("--replay", type=Path, help="score the rules on this recording")
+    parser.add_argument("--only", nargs="*", default=[], help="record the structures whose name holds one of these")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    return parser
 
 
 def load_structure(entry: Entry, root: Path, margin: int = 10, brain_window: bool = False) -> Case:
@@ -257,7 +273,7 @@ def mean_rows(rows: list[dict]) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "napari-samed-bench")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--only", nargs="+", default=[], help="run the structures whose name holds one of these")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--margin", type=int, default=10)
@@ -268,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := set(methods) - set(METHODS):
         parser.error(f"unknown methods {sorted(unknown)}; choose from {','.join(METHODS)}")
-    entries = [e for e in MANIFEST if not args.only or any(s.lower() in e.name.lower() for s in args.only)]
+    entries = select(args.only)
     started = datetime.now()
     header = (f"`python benchmarks/realdata.py {' '.join(sys.argv[1:] if argv is None else argv)}`  \n"
               f"{started:%Y-%m-%d %H:%M}, torch {torch.__version__}, {torch.get_num_threads()} threads, "

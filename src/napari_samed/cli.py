@@ -49,19 +49,6 @@ def _tolerance(text: str) -> float:
     return value
 
 
-def _ints(n: int, what: str):
-    def parse(text: str) -> tuple[int, ...]:
-        try:
-            values = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != n:
-            raise argparse.ArgumentTypeError(f"{what} must be {n} comma-separated integers; got {text!r}")
-        return values
-
-    return parse
-
-
 def _int_list(what: str):
     def parse(text: str) -> list[int]:
         try:
@@ -85,6 +72,7 @@ def _ints_between(low: int, high: int, form: str):
     return parse
 
 
+_box3d = _ints_between(6, 6, "--box3d must be 6 comma-separated integers")
 _box = _ints_between(5, 6, "a box is Z,Y0,X0,Y1,X1 or Z,Y0,X0,Y1,X1,LABEL (integers)")
 _point = _ints_between(3, 5, "a point is Z,Y,X[,POLARITY[,LABEL]] (integers; POLARITY 1 positive, 0 negative)")
 
@@ -173,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--box", action="append", default=[], type=_box, metavar="Z,Y0,X0,Y1,X1[,LABEL]",
                      help="2D box on slice Z; repeat for more objects. Boxes with the same LABEL are one object; "
                           "without LABEL each box is an object of its own (the lowest free labels, in order)")
-    seg.add_argument("--box3d", action="append", default=[], type=_ints(6, "--box3d"),
+    seg.add_argument("--box3d", action="append", default=[], type=_box3d,
                      metavar="Z0,Y0,X0,Z1,Y1,X1", help="3D box, propagated from its middle slice")
     seg.add_argument("--point", action="append", default=[], type=_point, metavar="Z,Y,X[,POLARITY[,LABEL]]",
                      help="click on slice Z; POLARITY 1 positive (default) or 0 negative; with LABEL it belongs "

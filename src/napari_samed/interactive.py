@@ -153,19 +153,17 @@ class InteractiveSession:
 
     def segment_3d(self, prompts: list[SlicePrompt]) -> Task[Object3D]:
         """The current object through the volume from its prompts on one or more slices
-        (`ZeroShot.segment_object`); its masks cover every slice, empty where the object is not, so that applying
-        them replaces the object's earlier voxels everywhere. The prompted slices come first as a ``partial``
-        {label: masks}, to `apply` at once and `amend` with the whole result."""
+        (`ZeroShot.segment_object`); its masks also cover, empty, the slices where the object was before and is
+        not now, so that applying them replaces its earlier voxels everywhere. The prompted slices come first as a
+        ``partial`` {label: masks}, to `apply` at once and `amend` with the whole result."""
         emb = self._ready()
-        obj = ObjectPrompt3D(self.current_label, [SlicePrompt(int(p.z), self.current_label, p.box, list(p.points),
-                                                              list(p.point_labels)) for p in prompts])
-        check_prompts([obj], self.image.shape)
         label = self.current_label
-        result = yield from relay(ZeroShot(emb.backbone).segment_object(emb, obj),
+        result = yield from relay(ZeroShot(emb.backbone).segment_object(emb, ObjectPrompt3D(label, list(prompts))),
                                   lambda step: replace(step, partial=step.partial and {label: step.partial}))
-        nz = self.image.shape[0]
         empty = np.zeros(self.image.shape[1:], bool)
-        result.masks = {z: result.masks.get(z, empty) for z in range(nz)}
+        for z in np.flatnonzero((self.labels == label).any(axis=(1, 2))):
+            result.masks.setdefault(int(z), empty)
+        nz = self.image.shape[0]
         yield Progress(nz, nz, result.describe())
         return result
 
