@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
 
-from napari_samed.geometry import grow_box, mask_bbox  # noqa: E402
+from napari_samed.masks import dice, grow_box, mask_bbox  # noqa: E402
 from napari_samed.methods.propagation import stability  # noqa: E402
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402
 
@@ -43,7 +43,7 @@ def _candidate(backbone, emb, shape, box, click, ref) -> dict:
     mask = logits > 0
     return {"box": [int(v) for v in box], "iou": float(out.iou[0, 0]), "stability": stability(logits),
             "area": int(mask.sum()), "touches": _touches(mask, box), "holds": bool(mask[click]),
-            "dsc": rd.dice(mask, ref)}, mask
+            "dsc": dice(mask, ref)}, mask
 
 
 def record(entry: rd.Entry, backbone, cache: Path) -> list[dict]:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from napari_samed import read_volume
-from napari_samed.geometry import mask_bbox
+from napari_samed.masks import mask_bbox
 from napari_samed.methods import ZeroShot, group_prompts, run_task
 from napari_samed.methods.zero_shot import click_to_mask
 from napari_samed.models import VolumeEmbeddings, load_backbone

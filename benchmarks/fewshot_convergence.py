@@ -22,9 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
 
+from napari_samed.masks import dice  # noqa: E402
 from napari_samed.methods import FewShot  # noqa: E402
-from napari_samed.methods.base import run_task  # noqa: E402
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402
+from napari_samed.tasks import run_task  # noqa: E402
 
 
 def probe(entry: rd.Entry, backbone, cache: Path, lr: float, batch: int, evals: list[int]) -> dict | None:
@@ -47,9 +48,9 @@ def probe(entry: rd.Entry, backbone, cache: Path, lr: float, batch: int, evals: 
         pred = np.stack([method.predict_slice(emb.get(z), emb.slice_shape) for z in range(len(ref))]) > 0
         method.presence = 0.0
         raw = np.stack([method.predict_slice(emb.get(z), emb.slice_shape) for z in range(len(ref))]) > 0
-        row[steps] = {"u": round(rd.dice(pred[others], ref[others]), 3),
-                      "shots": round(rd.dice(pred[shots], ref[shots]), 3),
-                      "raw": round(rd.dice(raw[others], ref[others]), 3),
+        row[steps] = {"u": round(dice(pred[others], ref[others]), 3),
+                      "shots": round(dice(pred[shots], ref[shots]), 3),
+                      "raw": round(dice(raw[others], ref[others]), 3),
                       "loss": round(float(np.mean(losses[-5:])), 3), "s": round(seconds, 1)}
     return row
 

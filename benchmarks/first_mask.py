@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from qtpy.QtWidgets import QApplication
 
-from napari_samed.geometry import mask_bbox
+from napari_samed.masks import mask_bbox
 from napari_samed.phantom import make_phantom
 from napari_samed.widgets.segment import SegmentWidget
 

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
 
-from napari_samed.geometry import mask_bbox  # noqa: E402
+from napari_samed.masks import mask_bbox  # noqa: E402
 from napari_samed.methods import ZeroShot  # noqa: E402
 from napari_samed.methods.propagation import DEFAULT_STOP, UNTIL_EMPTY, SliceQuality, StopRule, propagate  # noqa: E402
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402

@@ -53,7 +53,7 @@ import torch
 from scipy import ndimage
 
 from napari_samed import SamedError, Volume, read_volume
-from napari_samed.geometry import mask_bbox
+from napari_samed.masks import dice, mask_bbox
 from napari_samed.methods import BoxPrompt3D, FewShot, ObjectPrompt3D, SlicePrompt, ZeroShot, run_task
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.models.preprocess import MR_PERCENTILES, resolve_window
@@ -137,10 +137,6 @@ def load_structure(entry: Entry, root: Path, margin: int = 10, brain_window: boo
     zs = np.flatnonzero(mask.any(axis=(1, 2)))
     z0, z1 = max(int(zs[0]) - margin, 0), min(int(zs[-1]) + margin, mask.shape[0] - 1) + 1
     return Case(Volume(image.data[z0:z1], image.spacing), mask[z0:z1], z0, window)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
 
 
 def spread(zs: np.ndarray, n: int = SHOTS) -> list[int]:

@@ -2,7 +2,6 @@ import os
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -77,16 +76,6 @@ def deeplesion():
     if not folder.is_dir():
         pytest.skip(f"real CT cases not found at {folder} (set SAMED_SHARED_DATA)")
     return folder
-
-
-def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max())
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
 
 
 @pytest.fixture

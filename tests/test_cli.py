@@ -7,13 +7,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from conftest import ROOT, bbox, dice
+from conftest import ROOT
 from scipy import ndimage
 
 from napari_samed import Volume, read_volume, write_labels
 from napari_samed.cli import main
 from napari_samed.evaluation import evaluate_masks
 from napari_samed.io import write_volume
+from napari_samed.masks import dice
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import ZeroShot, group_prompts, run_task
 from napari_samed.models import VolumeEmbeddings
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import bbox, dice
 
 from napari_samed import Volume, write_labels
 from napari_samed.cli import main
@@ -14,6 +13,8 @@ from napari_samed.errors import SamedError
 from napari_samed.evaluation.compare import MethodSlot, simulate_prompts, with_prompts
 from napari_samed.evaluation.report import find_cases
 from napari_samed.io import write_volume
+from napari_samed.masks import dice
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import BoxPrompt3D, FewShot, ObjectPrompt3D, run_task
 from napari_samed.models import VolumeEmbeddings
 from napari_samed.widgets.compare import CompareWidget

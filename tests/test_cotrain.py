@@ -3,11 +3,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import CountingBackbone, bbox, dice
+from conftest import CountingBackbone
 from monai.losses import DiceCELoss
 
 from napari_samed import SamedError
 from napari_samed.io import Volume, write_labels, write_volume
+from napari_samed.masks import dice
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import CoTrain, SlicePrompt, run_task
 from napari_samed.methods.cotrain import Jitter, max_mask_loss, parse_jitter, perturb_box
 from napari_samed.models import VolumeEmbeddings

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import bbox, dice
 
 from napari_samed import read_volume
+from napari_samed.masks import dice
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import ZeroShot, group_prompts, run_task
 from napari_samed.models import VolumeEmbeddings, load_backbone
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import dice
 
 from napari_samed import SamedError
 from napari_samed.cli import main
+from napari_samed.masks import dice
 from napari_samed.methods import FewShot, run_task
 from napari_samed.methods.fewshot import ITERATIONS, FewShotDecoder, target_embeddings
 from napari_samed.models import VolumeEmbeddings

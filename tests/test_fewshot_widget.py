@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import ROOT, dice
+from conftest import ROOT
 
+from napari_samed.masks import dice
 from napari_samed.methods.fewshot import ITERATIONS
 from napari_samed.phantom import make_phantom
 from napari_samed.widgets.fewshot import FewShotWidget

@@ -10,12 +10,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import bbox
 
 from napari_samed import SamedWarning, Volume, read_volume, write_labels
 from napari_samed.cli import main
 from napari_samed.io import write_volume
 from napari_samed.io.atomic import atomic_path
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import FewShot, ZeroShot, group_prompts, run_task
 from napari_samed.methods import zero_shot as zero_shot_module
 from napari_samed.models import VolumeEmbeddings

@@ -6,10 +6,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, bbox, dice
+from conftest import ROOT
 from qtpy.QtCore import QTimer
 from scipy import ndimage
 
+from napari_samed.masks import dice
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import CoTrain, FewShot, Promise, SlicePrompt, run_task
 from napari_samed.methods.fewshot import FewShotDecoder
 from napari_samed.methods.promise import CPU

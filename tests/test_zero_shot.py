@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
-from conftest import bbox, dice
 from scipy import ndimage
 
 from napari_samed import SamedError
+from napari_samed.masks import dice
+from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import BoxPrompt3D, ObjectPrompt3D, SlicePrompt, ZeroShot, group_prompts, run_task
 from napari_samed.models import VolumeEmbeddings
 from napari_samed.phantom import LESION

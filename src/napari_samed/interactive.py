@@ -14,7 +14,6 @@ import numpy as np
 
 from .errors import SamedError
 from .io.volume import Volume, check_volume
-from .methods.base import Progress, Task, relay
 from .methods.checkpoint import checkpoint_kind
 from .methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
 from .methods.cotrain import CoTrain
@@ -24,6 +23,7 @@ from .methods.prompts import ObjectPrompt3D, SlicePrompt, check_prompts
 from .methods.propagation import propagate
 from .methods.zero_shot import Object3D, ZeroShot
 from .models import Backbone, VolumeEmbeddings, load_backbone
+from .tasks import Progress, Task, relay
 
 Masks = dict[int, np.ndarray]
 

@@ -18,11 +18,12 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SamedError
-from ..geometry import mask_bbox
 from ..io.volume import Volume
-from ..methods.base import Progress, Task, get_method, relay
+from ..masks import mask_bbox
+from ..methods.base import get_method
 from ..methods.prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt
 from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone
+from ..tasks import Progress, Task, relay
 from .metrics import evaluate_masks
 
 METRICS = ("dsc", "iou", "nsd", "assd", "hd95")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import mask_bbox
-from ..methods.base import Progress, Task, relay
+from ..masks import mask_bbox
 from ..methods.cotrain import CoTrain, Jitter, perturb_box
 from ..models.backbone import Backbone
+from ..tasks import Progress, Task, relay
 from ..training.slices import SliceSplits, TrainingSlice
 from .metrics import evaluate_masks
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SamedError
-from ..geometry import mask_bbox
 from ..io import read_volume
 from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
-from ..methods.base import Progress, Task, relay
+from ..masks import mask_bbox
 from ..models import resolve_window
+from ..tasks import Progress, Task, relay
 from ..training.datasets import Case
 from .compare import (
     METRICS,

@@ -16,6 +16,7 @@ import tifffile
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
 from ..errors import SamedError
+from ..masks import label_dtype
 from .atomic import atomic_path
 from .volume import Geometry, Volume, check_volume, label_array
 
@@ -131,7 +132,7 @@ def written_by(path: str | os.PathLike) -> str | None:
 def write_labels(labels: np.ndarray, path: str | os.PathLike, like: Volume | Geometry) -> Path:
     """Write a label volume in the (z, y, x) view of ``like`` to ``path`` (uint8, or uint16 past 255 labels)."""
     labels = np.asarray(labels)
-    return write_volume(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16), path, like,
+    return write_volume(labels.astype(label_dtype(int(labels.max(initial=0)))), path, like,
                         LABELS_MARK)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SamedError
+from ..masks import label_dtype
 
 
 def default_affine(spacing: tuple[float, float, float]) -> np.ndarray:
@@ -88,5 +89,4 @@ def label_array(data: np.ndarray, what: str = "the label volume") -> np.ndarray:
     if low < 0:
         raise SamedError(f"{what} holds negative values (down to {low:g}): it looks like an image, not a label "
                          f"volume")
-    dtype = np.uint8 if high < 2**8 else np.uint16 if high < 2**16 else np.int64
-    return data.astype(dtype, copy=False)
+    return data.astype(label_dtype(int(high)), copy=False)

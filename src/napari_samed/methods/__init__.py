@@ -1,6 +1,7 @@
 """Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets."""
 
-from .base import METHODS, PROMPT_KINDS, Method, Progress, Task, get_method, register, run_task
+from ..tasks import Progress, Task, run_task
+from .base import METHODS, PROMPT_KINDS, Method, get_method, register
 from .cotrain import CoTrain
 from .fewshot import FewShot
 from .promise import Promise

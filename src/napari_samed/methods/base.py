@@ -1,62 +1,19 @@
-"""What every method shares: progress-reporting tasks and the registry the CLI and widgets list."""
+"""What every method shares: the `Method` interface, the prompt kinds and the registry the CLI and widgets list."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import ClassVar, Protocol, TypeVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
 from ..errors import SamedError
 from ..models.cache import VolumeEmbeddings
+from ..tasks import Task
 from .prompts import Prompt
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One step of a long task: ``done`` of ``total`` units, a short description, for training steps the loss,
-    and optionally ``partial``, an early part of the result that a GUI may show while the task goes on."""
-
-    done: int
-    total: int
-    message: str = ""
-    loss: float | None = None
-    partial: object = None
-
-
-#: A long computation: a generator that yields `Progress` and returns its result. napari's thread workers
-#: run it off the GUI thread (and can stop it between steps); `run_task` runs it headless.
-Task = Generator[Progress, None, T]
-
-
-def run_task(task: Task[T], callback: Callable[[Progress], None] | None = None) -> T:
-    """Drive a task to completion, passing each `Progress` to ``callback``; return its result."""
-    while True:
-        try:
-            step = next(task)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(step)
-
 
 #: The prompt kinds of the CLI, the comparison and the papers: a box on every slice, a 3D box, one click; and
 #: one click or one box on a single slice, propagated through the volume.
 PROMPT_KINDS = ("box", "box3d", "click", "click3d", "onebox3d")
-
-
-def relay(task: Task[T], restate: Callable[[Progress], Progress]) -> Task[T]:
-    """A task that runs ``task`` inside another: each of its steps passes through ``restate`` (to place it in
-    the outer task's count and message); returns its result."""
-    while True:
-        try:
-            step = next(task)
-        except StopIteration as stop:
-            return stop.value
-        yield restate(step)
 
 
 class Method(Protocol):

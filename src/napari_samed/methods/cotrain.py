@@ -26,11 +26,12 @@ import torch
 from monai.losses import DiceCELoss
 
 from ..errors import SamedError
-from ..geometry import mask_bbox
+from ..masks import dice, mask_bbox
 from ..models.backbone import Backbone
 from ..models.preprocess import masks_to_grid
+from ..tasks import Progress, Task
 from ..training.datasets import Structure
-from .base import Progress, Task, register
+from .base import register
 from .checkpoint import backbone_identity, check_backbone, open_backbone, read_checkpoint, write_checkpoint
 from .zero_shot import ZeroShot
 
@@ -103,10 +104,6 @@ def max_mask_loss(logits: torch.Tensor, targets: torch.Tensor,
     """The largest per-mask loss of (N, 1, h, w) ``logits`` against ``targets``, and all N losses."""
     losses = torch.stack([loss_fn(logits[i:i + 1], targets[i:i + 1]) for i in range(len(logits))])
     return losses.max(), losses
-
-
-def slice_dsc(pred: np.ndarray, ref: np.ndarray) -> float:
-    return 2 * float((pred & ref).sum()) / max(float(pred.sum() + ref.sum()), 1.0)
 
 
 @register
@@ -208,7 +205,7 @@ class CoTrain(ZeroShot):
         scores = []
         for sample in slices:
             pred = self.predict(sample)
-            scores += [slice_dsc(p, sample.masks[i]) for p, i in zip(pred, sample.present(), strict=True)]
+            scores += [dice(p, sample.masks[i]) for p, i in zip(pred, sample.present(), strict=True)]
         return scores
 
     # -- checkpoints ---------------------------------------------------------------------------------------

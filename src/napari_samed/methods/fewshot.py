@@ -21,10 +21,12 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 from ..errors import SamedError
+from ..masks import label_dtype
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
-from .base import Progress, Task, register
+from ..tasks import Progress, Task
+from .base import register
 from .checkpoint import backbone_identity, check_backbone, open_backbone, read_checkpoint, write_checkpoint
 from .prompts import Prompt
 
@@ -225,7 +227,7 @@ class FewShot:
         """Task: the label volume of every slice; prompts are not used."""
         if self.decoder is None:
             raise SamedError("the few-shot decoder is not trained: train it or load a checkpoint")
-        out = np.zeros(embeddings.data.shape, np.uint8 if max(self.labels) < 256 else np.uint16)
+        out = np.zeros(embeddings.data.shape, label_dtype(max(self.labels)))
         for z in range(embeddings.num_slices):
             out[z] = self.predict_slice(embeddings.get(z), embeddings.slice_shape)
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..geometry import grow_box, mask_bbox
+from ..masks import grow_box, mask_bbox
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import masks_to_grid

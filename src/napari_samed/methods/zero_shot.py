@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import grow_box, mask_bbox
+from ..masks import grow_box, label_dtype, mask_bbox
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
-from .base import PROMPT_KINDS, Progress, Task, register, relay
+from ..tasks import Progress, Task, relay
+from .base import PROMPT_KINDS, register
 from .prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt, check_prompts
 from .propagation import DEFAULT_STOP, UNTIL_EMPTY, SliceQuality, Stop, StopRule, propagate
 
@@ -114,7 +115,7 @@ class ZeroShot:
         """Task: `segment`'s label volume, and the `Object3D` of each `ObjectPrompt3D` (where and why it stopped)."""
         check_prompts(prompts, embeddings.data.shape)
         top = max(obj.label for obj in prompts)
-        labels = np.zeros(embeddings.data.shape, np.uint8 if top < 256 else np.uint16)
+        labels = np.zeros(embeddings.data.shape, label_dtype(top))
         nz = embeddings.num_slices
         total = sum(o.box[3] - o.box[0] + 1 if isinstance(o, BoxPrompt3D) else nz if isinstance(o, ObjectPrompt3D)
                     else 1 for o in prompts)

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from ..errors import SamedError
-from ..methods.base import Progress, Task
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import window_to_uint8_range
+from ..tasks import Progress, Task
 from .datasets import SPLITS, Dataset, Structure, split_indices
 
 

@@ -14,10 +14,10 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
-from ..methods.base import Progress
 from ..methods.fewshot import ITERATIONS, FewShot
 from ..models import VolumeEmbeddings
 from ..napari_io import geometry_metadata
+from ..tasks import Progress
 from .common import ModelFields, chosen_volume, layer_choices
 from .tasks import TaskRunner
 

@@ -10,7 +10,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QProgressBar
 
 from ..errors import SamedError
-from ..methods.base import Progress
+from ..tasks import Progress
 
 
 def report(exc: Exception) -> None:

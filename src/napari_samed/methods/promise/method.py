@@ -12,10 +12,12 @@ import torch
 
 from ...errors import SamedError
 from ...io.volume import Volume
+from ...masks import label_dtype
 from ...models.backbone import Backbone
 from ...models.cache import VolumeEmbeddings
 from ...models.preprocess import resolve_window
-from ..base import Progress, Task, register
+from ...tasks import Progress, Task
+from ..base import register
 from ..checkpoint import backbone_identity, check_backbone, open_backbone, write_checkpoint
 from ..checkpoint import read_checkpoint as read_method_checkpoint
 from ..prompts import BoxPrompt3D, Prompt, check_prompts
@@ -135,7 +137,7 @@ class Promise:
         grid = GridVolume.build(embeddings.data, spacing, embeddings.window, self.config,
                                 self.backbone, False if embeddings.dir is None else embeddings.dir.parent,
                                 embeddings=embeddings)
-        out = np.zeros(embeddings.data.shape, np.uint8 if max(p.label for p in prompts) < 256 else np.uint16)
+        out = np.zeros(embeddings.data.shape, label_dtype(max(p.label for p in prompts)))
         for i, obj in enumerate(prompts):
             clicks = np.array([[obj.z, y, x] for y, x in obj.points], float)
             probability = self.predict(grid, grid.to_grid(clicks), np.asarray(obj.point_labels))

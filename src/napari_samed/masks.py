@@ -1,4 +1,4 @@
-"""Mask and box geometry on 2D slices: boxes are ``(y0, x0, y1, x1)`` in pixels, inclusive."""
+"""Small mask helpers: bounding boxes ``(y0, x0, y1, x1)`` in pixels (inclusive), margins, Dice, label dtypes."""
 
 from __future__ import annotations
 
@@ -18,3 +18,14 @@ def grow_box(box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]
     """``box`` grown by ``margin`` pixels on every side, clipped to a slice of ``shape``."""
     y0, x0, y1, x1 = box
     return (max(y0 - margin, 0), max(x0 - margin, 0), min(y1 + margin, shape[0] - 1), min(x1 + margin, shape[1] - 1))
+
+
+def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice of two boolean masks of any shape; 0 when both are empty. (Surface metrics: `evaluation.metrics`.)"""
+    pred, ref = np.asarray(pred, dtype=bool), np.asarray(ref, dtype=bool)
+    return 2 * float((pred & ref).sum()) / max(float(pred.sum() + ref.sum()), 1.0)
+
+
+def label_dtype(highest: int) -> type:
+    """The smallest unsigned dtype of a label volume whose highest value is ``highest``."""
+    return np.uint8 if highest < 2**8 else np.uint16 if highest < 2**16 else np.int64
