@@ -121,7 +121,7 @@ def _nifti(path, data):
         ("box", "lies outside the slice"),
         ("empty", "holds no labelled voxel"),
         ("absent", "label 7 does not occur"),
-        ("shape", "does not match GT shape"),
+        ("shape", "they must share a grid"),
         ("checkpoint", "does not match model sam-vit-b; it looks like a lite-medsam checkpoint"),
         ("missing", "checkpoint not found"),
         ("format", "must have the format of IMAGE"),

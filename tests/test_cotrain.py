@@ -103,12 +103,12 @@ def test_only_the_largest_mask_loss_is_back_propagated(tiny_backbone):
 def test_training_keeps_the_best_epoch_and_round_trips(tiny_backbone, tiny_splits, tmp_path):
     method = CoTrain(tiny_backbone, STRUCTURES, jitter=parse_jitter("lesion=2px", STRUCTURES))
     steps = []
-    history = run_task(method.fit(tiny_splits, epochs=2, output=tmp_path / "c.ckpt", window="ct"), steps.append)
+    history = run_task(method.fit(tiny_splits, epochs=2, output=tmp_path / "c.ckpt"), steps.append)
     assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["loss"]) for h in history)
     assert steps[-1].done == steps[-1].total and any(s.loss is not None for s in steps)
     best = max(h["val_dsc"] for h in history)
     assert np.mean(method.validate(tiny_splits.val)) == pytest.approx(best, abs=1e-6)
-    again = CoTrain.load(tmp_path / "c.ckpt", tiny_backbone)
+    again = CoTrain.open(tmp_path / "c.ckpt", backbone=tiny_backbone)
     assert again.window == "ct" and again.jitter["lesion"] == Jitter(2, pixels=True) and again.history == history
     sample = tiny_splits.test[0]
     np.testing.assert_array_equal(again.predict(sample), method.predict(sample))
@@ -160,8 +160,8 @@ def test_train_segment_and_benchmark_commands(dataset, tmp_path, capsys, cache_d
     z = int(np.argmax((labels == 2).sum(axis=(1, 2))))
     boxes = [f"{z},{','.join(map(str, bbox(labels[z] == v)))}" for v in (1, 2)]
     out = tmp_path / "seg.nii.gz"
-    args = ["segment", str(Dataset.from_folder(dataset).cases[0].image), "-o", str(out), "--method", "cotrain",
-            "--checkpoint", str(ckpt), "--cache", str(cache_dir), "--box", boxes[0], "--box", boxes[1]]
+    args = ["segment", str(Dataset.from_folder(dataset).cases[0].image), "-o", str(out), "--trained", str(ckpt),
+            "--cache", str(cache_dir), "--box", boxes[0], "--box", boxes[1]]
     assert main(args) == 0
     seg = read_volume(out).data
     assert set(np.unique(seg)) <= {0, 1, 2} and (seg[z] == 2).any() and (seg[z] == 1).any()

@@ -6,7 +6,7 @@ import torch
 from conftest import CountingBackbone
 
 from napari_samed import SamedError
-from napari_samed.methods.checkpoint import backbone_identity, open_backbone
+from napari_samed.methods.trained import backbone_identity, open_backbone
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.models.encoder import cpu_has_bf16, fuse_conv_bn, resolve_precision
 from napari_samed.models.preprocess import to_model_input

@@ -31,7 +31,7 @@ def test_five_labelled_slices_segment_the_rest_of_the_organ(trained, tmp_path):
     pred = run_task(method.segment(emb))
     others = [z for z in range(organ.shape[0]) if z not in SHOTS]
     assert dice(pred[others] > 0, organ[others] > 0) >= 0.90
-    again = FewShot.load(method.save(tmp_path / "organ.ckpt"), emb.backbone)
+    again = FewShot.open(method.save(tmp_path / "organ.ckpt"), backbone=emb.backbone)
     np.testing.assert_array_equal(run_task(again.segment(emb)), pred)
     assert again.window == "ct" and again.labels == [1]
 
@@ -81,10 +81,10 @@ def test_checkpoint_of_another_backbone_is_refused(tiny_backbone, lite, tmp_path
     run_task(method.fit(emb, {1: plane}, iterations=2))
     path = method.save(tmp_path / "tiny.ckpt")
     with pytest.raises(SamedError, match="was trained on tiny-test .* not on the loaded lite-medsam"):
-        FewShot.load(path, lite)
+        FewShot.open(path, backbone=lite)
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     with pytest.raises(SamedError, match="truncated or not a checkpoint"):
-        FewShot.load(tmp_path / "junk.ckpt", lite)
+        FewShot.open(tmp_path / "junk.ckpt", backbone=lite)
 
 
 def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
@@ -101,11 +101,19 @@ def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
     assert main([str(a) for a in args]) == 0
     assert "3 iterations" in capsys.readouterr().err
     out = tmp_path / "seg.nii.gz"
+    assert main(["segment", str(tmp_path / "ct.nii.gz"), "--trained", str(ckpt), "-o", str(out), "--cache",
+                 str(cache_dir)]) == 0
+    assert read_volume(out).shape == small.shape
+    capsys.readouterr()
+    # the spelling README documented before --trained still works, with a deprecation warning
     assert main(["segment", str(tmp_path / "ct.nii.gz"), "--method", "fewshot", "--checkpoint", str(ckpt),
                  "-o", str(out), "--cache", str(cache_dir)]) == 0
-    assert read_volume(out).shape == small.shape
+    assert "--checkpoint for a trained model is deprecated; use --trained" in capsys.readouterr().err
     assert main(["segment", str(tmp_path / "ct.nii.gz"), "--method", "fewshot", "-o", str(out)]) == 2
-    assert "needs its trained checkpoint" in capsys.readouterr().err
+    assert "needs its trained model: --trained CKPT" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "ct.nii.gz"), "--method", "cotrain", "--trained", str(ckpt),
+                 "-o", str(out)]) == 2
+    assert "is a few-shot model (method fewshot), not a cotrain one" in capsys.readouterr().err
     bad = ["train", "fewshot", str(tmp_path / "ct.nii.gz"), str(tmp_path / "labels.nii.gz"), "-o", str(ckpt),
            "--slices", "2,99"]
     assert main(bad) == 2

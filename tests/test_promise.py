@@ -116,7 +116,7 @@ def test_train_resume_save_open_and_segment_one_click(tiny_backbone, tiny_case, 
     more = run_task(again.fit([tiny_case], epochs=3, checkpoint=ckpt, window="ct", crops_per_case=2))
     assert len(more) == 6 and more[:4] == losses and again.epoch == 3
 
-    loaded = Promise.load(ckpt, tiny_backbone)
+    loaded = Promise.open(ckpt, backbone=tiny_backbone)
     assert loaded.window == "ct" and loaded.epoch == 3 and loaded.config == TINY
     for name, value in again.model.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[name], value)
@@ -140,14 +140,14 @@ def test_bad_input_gets_clear_errors(tiny_backbone, tiny_case, lite, tmp_path):
     with pytest.raises(SamedError, match="takes clicks"):
         run_task(method.segment(emb, [BoxPrompt3D((0, 0, 0, 3, 9, 9), 1)]))
     ckpt = method.save(tmp_path / "tiny.ckpt")
-    with pytest.raises(SamedError, match="trained on tiny-test, not on the loaded lite-medsam"):
-        Promise.load(ckpt, lite)
+    with pytest.raises(SamedError, match="trained on tiny-test .*not on the loaded lite-medsam"):
+        Promise.open(ckpt, backbone=lite)
     bigger = Promise(tiny_backbone, replace(TINY, crop=16))
     with pytest.raises(SamedError, match="another configuration.*crop 8"):
         run_task(bigger.fit([tiny_case], epochs=1, checkpoint=ckpt))
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(SamedError, match="cannot read ProMISe checkpoint"):
-        Promise.load(tmp_path / "junk.ckpt", tiny_backbone)
+        Promise.open(tmp_path / "junk.ckpt", backbone=tiny_backbone)
 
 
 def _one_click_dsc(method: Promise, volume: Volume, lesion: np.ndarray) -> float:
@@ -186,19 +186,19 @@ def test_train_and_segment_commands(tmp_path, capsys, cache_dir):
     ckpt = tmp_path / "promise.ckpt"
     common = ["--device", "cpu", "--cache", str(cache_dir)]
     args = ["train", "promise", str(data), "-o", str(ckpt), "--label", "2", "--crop", "8", "--epochs", "1",
-            "--crops", "2", *common]
+            "--crops", "2", "--backbone", "lite-medsam", *common]
     assert main(args) == 0
-    assert "2 steps, lite-medsam, crop 8" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "2 steps, lite-medsam, crop 8" in err and "--backbone is deprecated; use --model" in err
     image = data / "imagesTr" / "phantom_003.nii.gz"
     labels = read_volume(data / "labelsTr" / "phantom_003.nii.gz").data
     z, y, x = np.argwhere(labels == LESION)[0]
     out = tmp_path / "seg.nii.gz"
-    assert main(["segment", str(image), "-o", str(out), "--method", "promise", "--checkpoint", str(ckpt),
-                 "--point", f"{z},{y},{x}", *common]) == 0
+    assert main(["segment", str(image), "-o", str(out), "--trained", str(ckpt), "--point", f"{z},{y},{x}",
+                 *common]) == 0
     assert read_volume(out).shape == labels.shape
 
-    assert main(["segment", str(image), "-o", str(out), "--method", "promise", "--checkpoint", str(ckpt),
-                 "--point", "8,0,0", *common]) == 2
+    assert main(["segment", str(image), "-o", str(out), "--trained", str(ckpt), "--point", "8,0,0", *common]) == 2
     assert "outside the volume" in capsys.readouterr().err
     assert main([*args[:7], "--crop", "16", "--epochs", "2", *common]) == 2
     assert "trained with another configuration" in capsys.readouterr().err

@@ -266,7 +266,7 @@ def test_a_checkpoint_missing_an_entry_is_a_one_line_error(capsys, tmp_path, cas
     state = torch.load(path, weights_only=True)
     del state[entry]
     torch.save(state, path)
-    refused(capsys, "segment", image, "--method", "fewshot", "--checkpoint", path, "-o", tmp_path / "o.nii.gz",
+    refused(capsys, "segment", image, "--trained", path, "-o", tmp_path / "o.nii.gz",
             message=f"lacks its {entry} entry")
 
 

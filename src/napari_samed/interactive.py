@@ -14,15 +14,12 @@ import numpy as np
 
 from .errors import SamedError
 from .io.volume import Volume, check_volume
-from .methods.checkpoint import checkpoint_kind
-from .methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
-from .methods.cotrain import CoTrain
-from .methods.promise import Promise
-from .methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
 from .methods.prompts import ObjectPrompt3D, SlicePrompt, check_prompts
 from .methods.propagation import propagate
+from .methods.trained import TrainedMethod, open_trained
 from .methods.zero_shot import Object3D, ZeroShot
-from .models import Backbone, VolumeEmbeddings, load_backbone
+from .models import VolumeEmbeddings, load_backbone
+from .models.preprocess import window_rule
 from .tasks import Progress, Task, relay
 
 Masks = dict[int, np.ndarray]
@@ -41,13 +38,13 @@ class InteractiveSession:
         check_volume(image)
         self.image = image
         self.spacing = spacing
-        self.promise: Promise | None = None
-        self._promise: tuple[tuple, Promise] | None = None
+        self.trained: TrainedMethod | None = None
+        self._trained: dict[tuple, TrainedMethod] = {}
+        self._window_checked: set[tuple] = set()
         self.labels = np.zeros(image.shape, np.uint16)
         self.current_label = 1
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
-        self._tuned: dict[tuple, Backbone] = {}
         self._undo: list[dict[int, np.ndarray]] = []
 
     # -- model and embeddings ------------------------------------------------------------------------------
@@ -57,29 +54,31 @@ class InteractiveSession:
         """Load the backbone (shared, see `load_backbone`; trained files once per session) and set up the
         embeddings.
 
-        ``trained`` is a checkpoint trained on that backbone: a co-trained decoder (`CoTrain`) replaces the
-        pretrained decoder; a ProMISe model (`Promise`) makes clicks segment in 3D (`segment_click_3d`).
-        Slow: run it in a worker.
+        ``trained`` is a trained model file (`open_trained`) on that backbone; its ``interactive`` use decides
+        what it does: "decoder" (co-trained) replaces the pretrained decoder, "click3d" (ProMISe) makes clicks
+        segment in 3D (`segment_click_3d`). The image is then windowed as in its training; a different ``window``
+        gives a warning, once. Slow: run it in a worker.
         """
         backbone = load_backbone(model, checkpoint, device, precision)
-        key = (model, backbone.weights_id, str(backbone.device), backbone.precision)
-        self.promise = None
+        self.trained = None
         if trained:
-            kind = checkpoint_kind(trained)
-            if kind == PROMISE_KIND:
-                if self._promise is None or self._promise[0] != (*key, str(trained)):
-                    self._promise = ((*key, str(trained)), Promise.load(trained, backbone))
-                self.promise = self._promise[1]
-            elif kind == COTRAIN_KIND:
-                tuned = (*key, str(trained))
-                if tuned not in self._tuned:
-                    self._tuned[tuned] = CoTrain.load(trained, backbone).backbone
-                backbone = self._tuned[tuned]
-            else:
-                raise SamedError(f"{trained} is neither a co-trained decoder nor a ProMISe checkpoint"
-                                 + (f" (it is a {kind} one)" if kind else ""))
+            key = (str(trained), os.stat(trained).st_mtime_ns if os.path.isfile(trained) else 0,
+                   backbone.weights_id, str(backbone.device), backbone.precision)
+            if key not in self._trained:
+                method = open_trained(trained, backbone=backbone)
+                if method.interactive is None:
+                    raise SamedError(f"{trained} is a {method.what} model, which segments without prompts: use "
+                                     f"the Few-shot widget or napari-samed segment --trained")
+                self._trained[key] = method
+            self.trained = self._trained[key]
+            if (key, str(window)) not in self._window_checked:
+                self._window_checked.add((key, str(window)))
+                self.trained.window_for(self.image, window)
+            window = self.trained.window
+            if self.trained.interactive == "decoder":
+                backbone = self.trained.backbone
         emb = self.embeddings
-        if emb is None or emb.backbone is not backbone or emb.window_spec != window:
+        if emb is None or emb.backbone is not backbone or emb.window_rule != window_rule(window, self.image):
             volume = self.image if self.spacing is None else Volume(self.image, spacing=self.spacing)
             self.embeddings = VolumeEmbeddings(volume, backbone, window, self.cache_dir)
         return self.embeddings
@@ -121,10 +120,10 @@ class InteractiveSession:
     def segment_click_3d(self, z: int, points: list[tuple[float, float]], point_labels: list[int]) -> Task[Masks]:
         """The current object in 3D from clicks on slice ``z`` with the configured ProMISe model."""
         emb = self._ready()
-        if self.promise is None:
+        if self.trained is None or self.trained.interactive != "click3d":
             raise SamedError("no ProMISe model loaded: choose a ProMISe checkpoint as the trained model")
         prompt = SlicePrompt(int(z), 1, None, list(points), list(point_labels))
-        labels = yield from self.promise.segment(emb, [prompt])
+        labels = yield from self.trained.segment(emb, [prompt])
         return {zz: labels[zz] > 0 for zz in range(self.image.shape[0])}
 
     def propagate(self, z: int, box: tuple[int, int, int, int] | None = None) -> Task[Masks]:

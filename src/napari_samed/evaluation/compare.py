@@ -22,7 +22,7 @@ from ..io.volume import Volume
 from ..masks import mask_bbox
 from ..methods.base import get_method
 from ..methods.prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt
-from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone
+from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone, resolve_window
 from ..tasks import Progress, Task, relay
 from .metrics import evaluate_masks
 
@@ -88,11 +88,13 @@ def with_prompts(slots: Sequence[MethodSlot], available: Sequence[str], kinds: S
 
 @dataclass
 class SlotResult:
-    """A slot's label volume, or the error that stopped it; its run time in seconds (embedding included)."""
+    """A slot's label volume, or the error that stopped it; its run time in seconds (embedding included); a note
+    for the user (a trained method's window)."""
 
     labels: np.ndarray | None = None
     error: str | None = None
     seconds: float = 0.0
+    note: str | None = None
 
 
 def load_slots(slots: Sequence[MethodSlot], device: str = "auto", precision: str = "auto") -> dict[MethodSlot, object]:
@@ -113,23 +115,18 @@ def load_slots(slots: Sequence[MethodSlot], device: str = "auto", precision: str
     return {s: methods[replace(s, prompt=None)] for s in slots}
 
 
-def case_window(spec: str | tuple | None, data: np.ndarray) -> str | tuple:
-    """The window for ``data``: ``auto`` takes uint8 images as already windowed (0-255), else as `resolve_window`
-    does (CT when values below -500 occur, else MR); other specs unchanged."""
-    if spec in (None, "auto") and data.dtype == np.uint8:
-        return (0.0, 255.0)
-    return spec or "auto"
-
-
 def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, list[Prompt]],
               methods: dict[MethodSlot, object], window: str | tuple | None = "auto",
               cache_dir: str | os.PathLike | None | bool = None) -> Task[dict[str, SlotResult]]:
     """Task: each slot's labels (z, y, x) by slot name, or its error; the others run on after a failure.
 
-    ``prompts`` maps a prompt kind to its objects; a slot gets those of its kind. Slots whose backbones have
-    the same weights and precision share one `VolumeEmbeddings` (and the on-disk cache).
+    ``prompts`` maps a prompt kind to its objects; a slot gets those of its kind. ``window`` is for the
+    untrained methods: a trained one uses the window it was trained with, and its result's ``note`` says so when
+    ``window`` differs (`TrainedMethod.window_note`). Slots
+    whose backbones have the same weights and precision and whose windows agree share one `VolumeEmbeddings`
+    (and the on-disk cache).
     """
-    window = case_window(window, data)
+    volume = Volume(data, spacing=tuple(spacing))
     shared: dict[tuple, VolumeEmbeddings] = {}
     results: dict[str, SlotResult] = {}
     n = len(methods)
@@ -142,14 +139,16 @@ def run_slots(data: np.ndarray, spacing: Sequence[float], prompts: dict[str, lis
             given = prompts.get(slot.prompt, []) if slot.prompt else []
             if slot.prompt and not given:
                 raise SamedError(f"{slot.method} takes {slot.prompt} prompts; none were given")
+            note = method.window_note(data, window) if slot.trained else None
+            rule = method.window if slot.trained else window
             backbone = method.backbone
-            key = (backbone.name, backbone.weights_id, backbone.precision)
+            key = (backbone.name, backbone.weights_id, backbone.precision, resolve_window(rule, data))
             if key not in shared:
-                shared[key] = VolumeEmbeddings(Volume(data, spacing=tuple(spacing)), backbone, window, cache_dir)
+                shared[key] = VolumeEmbeddings(volume, backbone, rule, cache_dir)
             task = method.segment(shared[key], given)
             labels = yield from relay(task, lambda step, i=i, slot=slot: Progress(
                 100 * i + 100 * step.done // max(step.total, 1), 100 * n, f"{slot.name}: {step.message}"))
-            results[slot.name] = SlotResult(labels, seconds=time.perf_counter() - start)
+            results[slot.name] = SlotResult(labels, seconds=time.perf_counter() - start, note=note)
         except SamedError as exc:
             results[slot.name] = SlotResult(error=str(exc), seconds=time.perf_counter() - start)
     yield Progress(100 * n, 100 * n, "done")

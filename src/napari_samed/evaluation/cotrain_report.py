@@ -113,14 +113,14 @@ def write_overlays(slices: Sequence[TrainingSlice], boxes: list, predictions: di
 
 def benchmark_cotrain(splits: SliceSplits, backbone: Backbone, out: str | os.PathLike,
                       jitter: dict[str, Jitter] | None = None, epochs: int = 10, batch: int = 4, lr: float = 1e-4,
-                      seed: int = 0, window: str | tuple = "auto") -> Task[dict]:
+                      seed: int = 0) -> Task[dict]:
     """Task: train single and co-trained decoders, score the three rows on the test split, write the report
     (``table1.md``, ``table1.csv``, ``overlays/*.png``, both checkpoints) into ``out``; returns the scores."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     methods = {r: CoTrain(backbone, splits.structures, "single" if r == "single" else "cotrain", jitter) for r in ROWS}
     for row in ("single", "cotrain"):
-        yield from relay(methods[row].fit(splits, epochs, batch, lr, seed, out / f"{row}.ckpt", window),
+        yield from relay(methods[row].fit(splits, epochs, batch, lr, seed, out / f"{row}.ckpt"),
                          lambda step, row=row: replace(step, message=f"{row}: {step.message}"))
     yield Progress(0, len(ROWS), "scoring the test slices")
     boxes = jittered_boxes(splits.test, methods["cotrain"], seed + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,7 +15,7 @@ from monai.metrics import (
     compute_surface_dice,
 )
 
-from ..errors import SamedError
+from ..errors import SamedError, SamedWarning
 
 
 def _onehot(mask: np.ndarray) -> torch.Tensor:
@@ -56,3 +57,22 @@ def per_slice_dsc(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     total = pred.sum(axis=(1, 2)) + ref.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 2 * inter / total, np.nan)
+
+
+def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], label: int | None = None,
+                    tolerance: float = 1.0, names: tuple[str, str] = ("the prediction", "the reference")
+                    ) -> dict[str, float | None]:
+    """`evaluate_masks` of two label volumes on one grid: their voxels of ``label``, or any non-zero voxel.
+
+    `SamedError` when the shapes differ or the reference holds none; an empty prediction gives a `SamedWarning`
+    (its distances are undefined: None). ``names`` name the two volumes in messages.
+    """
+    if pred.shape != gt.shape:
+        raise SamedError(f"{names[0]} has shape {pred.shape} and {names[1]} {gt.shape}; they must share a grid")
+    p, g = (pred != 0, gt != 0) if label is None else (pred == label, gt == label)
+    if not g.any():
+        raise SamedError(f"{names[1]} holds no labelled voxel: nothing to compare against" if label is None
+                         else f"label {label} does not occur in {names[1]}")
+    if not p.any():
+        warnings.warn(f"{names[0]} is empty; distances are undefined (null)", SamedWarning, stacklevel=2)
+    return evaluate_masks(p, g, spacing, tolerance)

@@ -22,7 +22,6 @@ from .compare import (
     METRICS,
     MethodSlot,
     SlotResult,
-    case_window,
     check_reference,
     load_slots,
     metrics_table,
@@ -91,7 +90,7 @@ def compare_case(name: str, image: np.ndarray, reference: np.ndarray, spacing: S
     prompts = simulate_prompts(reference, spacing)
     results = yield from run_slots(image, spacing, prompts, methods, window, cache_dir)
     rows = metrics_table(results, reference, spacing, tolerance)
-    return CaseResult(name, image, reference, tuple(spacing), resolve_window(case_window(window, image), image),
+    return CaseResult(name, image, reference, tuple(spacing), resolve_window(window, image),
                       results, rows)
 
 
@@ -108,7 +107,8 @@ def benchmark(cases: Sequence[Case], slots: Sequence[MethodSlot], out: str | os.
                             tolerance)
         done.append((yield from relay(task, lambda step, i=i, case=case: Progress(
             i * step.total + step.done, len(cases) * step.total, f"{case.name}: {step.message}"))))
-    write_report(done, out, tolerance, notes, command)
+    slot_notes = dict.fromkeys(r.note for case in done for r in case.results.values() if r.note)
+    write_report(done, out, tolerance, [*notes, *slot_notes], command)
     return done
 
 

@@ -7,6 +7,7 @@ from .fewshot import FewShot
 from .promise import Promise
 from .prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
 from .propagation import DEFAULT_STOP, SliceQuality, StopRule
+from .trained import TrainedMethod, open_trained, trained_class
 from .zero_shot import Object3D, ZeroShot
 
 __all__ = [
@@ -26,10 +27,13 @@ __all__ = [
     "SliceQuality",
     "StopRule",
     "Task",
+    "TrainedMethod",
     "ZeroShot",
     "check_prompts",
     "get_method",
+    "open_trained",
     "group_prompts",
     "register",
     "run_task",
+    "trained_class",
 ]

@@ -18,7 +18,6 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,13 +31,12 @@ from ..models.preprocess import masks_to_grid
 from ..tasks import Progress, Task
 from ..training.datasets import Structure
 from .base import register
-from .checkpoint import backbone_identity, check_backbone, open_backbone, read_checkpoint, write_checkpoint
+from .trained import TrainedMethod
 from .zero_shot import ZeroShot
 
 if TYPE_CHECKING:
     from ..training.slices import SliceSplits, TrainingSlice
 
-CHECKPOINT_KIND = "napari-samed cotrain"
 MODES = ("cotrain", "single")
 LOW_RES = 256  # side of the decoder's output grid for every SAM-family backbone
 
@@ -107,12 +105,15 @@ def max_mask_loss(logits: torch.Tensor, targets: torch.Tensor,
 
 
 @register
-class CoTrain(ZeroShot):
+class CoTrain(ZeroShot, TrainedMethod):
     """Box prompts through a mask decoder fine-tuned on several structures at once."""
 
     name = "cotrain"
-    kind = CHECKPOINT_KIND
+    kind = "napari-samed cotrain"
+    what = "co-trained decoder"
+    state_keys = ("structures", "mode", "jitter", "history", "decoder")
     trained = True
+    interactive = "decoder"
     prompts = ("box", "box3d")  # what it was trained with
 
     def __init__(self, base: Backbone, structures: Sequence[Structure] = (), mode: str = "cotrain",
@@ -146,19 +147,19 @@ class CoTrain(ZeroShot):
         return max_mask_loss(logits, targets.to(logits.device), loss_fn)[0]
 
     def fit(self, splits: SliceSplits, epochs: int = 10, batch: int = 4, lr: float = 1e-4, seed: int = 0,
-            output: str | os.PathLike | None = None, window: str | tuple = "auto") -> Task[list[dict]]:
+            output: str | os.PathLike | None = None) -> Task[list[dict]]:
         """Task: train on ``splits.train``, validate on ``splits.val`` after each epoch; returns the history.
 
         The decoder keeps the epoch with the best validation DSC (tight boxes), also written to ``output``
-        (atomically) whenever it improves and once more at the end, with the whole history. ``window`` is the
-        embeddings' window, recorded in the checkpoint.
+        (atomically) whenever it improves and once more at the end, with the whole history and the window rule of
+        the training slices.
         """
         if [s.name for s in splits.structures] != [s.name for s in self.structures]:
             raise SamedError("the training slices were made for other structures than this decoder's")
         items = self.training_items(splits.train)
         if not items or not splits.val:
             raise SamedError(f"nothing to train or validate on: {splits.summary()}")
-        self.window = window
+        self.window = splits.window
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         optimiser = torch.optim.AdamW(self.decoder.parameters(), lr=lr, weight_decay=0.01)
@@ -209,22 +210,18 @@ class CoTrain(ZeroShot):
         return scores
 
     # -- checkpoints ---------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the decoder, structures, mode, jitter, window, history and backbone identity, atomically."""
-        return write_checkpoint(path, {
-            "kind": CHECKPOINT_KIND,
-            **backbone_identity(self.base),
-            "window": self.window,
-            "structures": [[s.name, list(s.values)] for s in self.structures],
-            "mode": self.mode,
-            "jitter": {name: str(j) for name, j in self.jitter.items()},
-            "history": self.history,
-            "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
-        })
+    @property
+    def pretrained(self) -> Backbone:
+        return self.base
+
+    def state(self) -> dict:
+        """The decoder, structures, mode, jitter and history."""
+        return {"structures": [[s.name, list(s.values)] for s in self.structures], "mode": self.mode,
+                "jitter": {name: str(j) for name, j in self.jitter.items()}, "history": self.history,
+                "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()}}
 
     @classmethod
-    def _from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> CoTrain:
-        check_backbone(state, backbone, path, "co-trained decoder")
+    def from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> CoTrain:
         structures = [Structure(name, tuple(values)) for name, values in state["structures"]]
         jitter = {name: Jitter.parse(text) for name, text in state["jitter"].items()}
         method = cls(backbone, structures, state["mode"], jitter)
@@ -232,19 +229,3 @@ class CoTrain(ZeroShot):
         method.decoder.load_state_dict(state["decoder"])
         method.decoder.eval()
         return method
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, backbone: Backbone) -> CoTrain:
-        """A trained decoder from ``path`` on ``backbone``; refuses one trained on other weights."""
-        return cls._from_state(cls.read_checkpoint(path), backbone, path)
-
-    @staticmethod
-    def read_checkpoint(path: str | os.PathLike) -> dict:
-        return read_checkpoint(path, CHECKPOINT_KIND, "co-trained decoder",
-                               ("structures", "mode", "jitter", "history", "decoder"))
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> CoTrain:
-        """A trained decoder with the backbone its checkpoint names."""
-        state = cls.read_checkpoint(path)
-        return cls._from_state(state, open_backbone(state, device, precision), path)

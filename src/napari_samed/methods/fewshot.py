@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,12 +26,11 @@ from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
 from ..tasks import Progress, Task
 from .base import register
-from .checkpoint import backbone_identity, check_backbone, open_backbone, read_checkpoint, write_checkpoint
 from .prompts import Prompt
+from .trained import TrainedMethod
 
 EMBED_GRID = 64
 MASK_GRID = 256
-CHECKPOINT_KIND = "napari-samed fewshot"
 #: Highest presence threshold: the minimum cosine similarity of a predicted region's mean embedding to one of its
 #: label's target embeddings (`calibrate_presence` lowers it for varied shots). Measured on the sample organ (two
 #: trainings): at most 0.82 on slices without it, at least 0.85 on slices holding it (0.94 inside its extent).
@@ -108,12 +106,13 @@ class FewShotDecoder(nn.Module):
 
 
 @register
-class FewShot:
+class FewShot(TrainedMethod):
     """Train on a few labelled slices, then segment whole volumes with no prompts."""
 
     name = "fewshot"
-    kind = CHECKPOINT_KIND
-    trained = True
+    kind = "napari-samed fewshot"
+    what = "few-shot"
+    state_keys = ("labels", "targets", "decoder")
     prompts = ()
 
     def __init__(self, backbone: Backbone):
@@ -147,7 +146,7 @@ class FewShot:
         dev = self.backbone.device
         emb = torch.stack([embeddings.get(z) for z in slices])
         planes = np.stack([annotations[z] for z in slices])
-        self.labels, self.window = labels, embeddings.window_spec
+        self.labels, self.window = labels, embeddings.window_rule
         self.targets = []
         for value in labels:
             present = (planes == value).any(axis=(1, 2))
@@ -234,32 +233,15 @@ class FewShot:
         return out
 
     # -- checkpoints ---------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the decoder, tokens, target embeddings, backbone identity and window, atomically."""
+    def state(self) -> dict:
+        """The decoder, tokens, target embeddings, labels and presence threshold."""
         if self.decoder is None:
             raise SamedError("nothing to save: the few-shot decoder is not trained")
-        return write_checkpoint(path, {
-            "kind": CHECKPOINT_KIND,
-            **backbone_identity(self.backbone),
-            "window": self.window,
-            "presence": self.presence,
-            "labels": self.labels,
-            "targets": [t.cpu() for t in self.targets],
-            "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
-        })
-
-    @staticmethod
-    def read_checkpoint(path: str | os.PathLike) -> dict:
-        return read_checkpoint(path, CHECKPOINT_KIND, "few-shot", ("labels", "targets", "decoder"))
+        return {"presence": self.presence, "labels": self.labels, "targets": [t.cpu() for t in self.targets],
+                "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()}}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backbone: Backbone) -> FewShot:
-        """A trained method from ``path``; refuses a checkpoint made with another backbone or weights."""
-        return cls._from_state(cls.read_checkpoint(path), backbone, path)
-
-    @classmethod
-    def _from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> FewShot:
-        check_backbone(state, backbone, path, "few-shot")
+    def from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> FewShot:
         method = cls(backbone)
         method.labels, method.window = list(state["labels"]), state["window"]
         method.presence = float(state.get("presence", PRESENCE))
@@ -268,9 +250,3 @@ class FewShot:
         method.decoder.load_state_dict(state["decoder"])
         method.decoder.eval()
         return method
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> FewShot:
-        """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
-        state = cls.read_checkpoint(path)
-        return cls._from_state(state, open_backbone(state, device, precision), path)

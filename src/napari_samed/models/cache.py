@@ -24,7 +24,7 @@ from ..io.atomic import atomic_path
 from ..io.outputs import check_writable_folder
 from ..io.volume import Volume
 from .backbone import Backbone
-from .preprocess import resolve_window
+from .preprocess import resolve_window, window_rule
 
 CACHE_ENV = "NAPARI_SAMED_CACHE"
 #: Preprocessing and file layout of the cache; part of the key, so a change starts a fresh folder.
@@ -74,8 +74,8 @@ class VolumeEmbeddings:
         self.data = volume.data if isinstance(volume, Volume) else np.asarray(volume)
         self.spacing = volume.spacing if isinstance(volume, Volume) else None
         self.backbone = backbone
-        self.window_spec = window
-        self.window = resolve_window(window, self.data)
+        self.window_rule = window_rule(window, self.data)  # what a model trained on these embeddings records
+        self.window = resolve_window(self.window_rule, self.data)
         self.key = self._key()
         self.dir = None if cache_dir is False else cache_root(cache_dir) / self.key
         self._memory: OrderedDict[int, torch.Tensor] = OrderedDict()

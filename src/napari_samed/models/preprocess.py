@@ -15,14 +15,29 @@ MR_PERCENTILES = (0.5, 99.5)
 CT_DETECT_HU = -500.0
 
 
-def resolve_window(spec: str | tuple[float, float] | None, data: np.ndarray) -> tuple[float, float]:
-    """Turn ``ct``, ``mr``, ``auto`` (default), ``"LO,HI"`` or a pair into a concrete intensity window.
-
-    ``auto`` is the CT window when the volume holds values below -500 (Hounsfield units), else the MR window:
-    the 0.5-99.5 percentiles of the voxels above the volume's minimum (its background).
-    """
+def window_rule(spec: str | tuple[float, float] | None, data: np.ndarray) -> str | tuple[float, float]:
+    """The rule ``spec`` stands for on ``data``: ``auto`` (or None) becomes the rule it picks, any other spec is
+    kept. ``auto`` takes uint8 volumes as already windowed (0-255); else the CT window when the volume holds values
+    below -500 (Hounsfield units), else the MR window."""
     if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
-        spec = "ct" if float(data.min()) < CT_DETECT_HU else "mr"
+        if data.dtype == np.uint8:
+            return (0.0, 255.0)
+        return "ct" if float(data.min()) < CT_DETECT_HU else "mr"
+    return spec
+
+
+def shared_rule(spec: str | tuple[float, float] | None, rules) -> str | tuple[float, float]:
+    """What a model trained on several volumes records as its window: the rule ``spec`` picked on each of them
+    (``rules``) when they all agree, else ``spec`` itself."""
+    unique = {str(rule): rule for rule in rules}
+    return next(iter(unique.values())) if len(unique) == 1 else (spec or "auto")
+
+
+def resolve_window(spec: str | tuple[float, float] | None, data: np.ndarray) -> tuple[float, float]:
+    """Turn ``ct``, ``mr``, ``auto`` (default, see `window_rule`), ``"LO,HI"`` or a pair into a concrete
+    intensity window. The MR window is the 0.5-99.5 percentiles of the voxels above the volume's minimum (its
+    background)."""
+    spec = window_rule(spec, data)
     if isinstance(spec, str):
         key = spec.strip().lower()
         if key == "ct":

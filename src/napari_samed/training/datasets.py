@@ -33,6 +33,17 @@ class Structure:
     def mask(self, labels: np.ndarray) -> np.ndarray:
         return np.isin(labels, self.values)
 
+    @classmethod
+    def parse_values(cls, text: str, name: str = "target") -> Structure:
+        """``"2"`` or ``"1+2"`` -> the structure ``name`` of those label values."""
+        try:
+            values = tuple(int(v) for v in text.split("+"))
+        except ValueError:
+            values = ()
+        if not values or any(v <= 0 for v in values):
+            raise SamedError(f"a target is a positive label value or values joined by + (2, 1+2); got {text!r}")
+        return cls(name, values)
+
 
 def parse_structures(text: str) -> list[Structure]:
     """``"organ=1,lesion=2"`` or ``"whole=1+2+3,core=2+3"`` -> structures, in the order given."""
@@ -132,11 +143,36 @@ class Dataset:
         return cls(cases, _label_names(labels))
 
     @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike]) -> Dataset:
+        """One MSD-style folder, or IMAGE LABEL IMAGE LABEL ... files."""
+        if len(paths) == 1:
+            return cls.from_folder(paths[0])
+        if len(paths) % 2:
+            raise SamedError("give one MSD-style folder or IMAGE LABEL pairs; got an odd number of files")
+        return cls.from_pairs(zip(paths[::2], paths[1::2], strict=True))
+
+    @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]]) -> Dataset:
         cases = [Case(Path(i), Path(lab)) for i, lab in pairs]
         if not cases:
             raise SamedError("no image/label pairs given")
         return cls(cases, {})
+
+    def files(self) -> list[Path]:
+        """Every image and label file."""
+        return [p for case in self.cases for p in (case.image, case.label)]
+
+    def target_cases(self, target: Structure) -> list[tuple[Volume, np.ndarray]]:
+        """Every case as (volume, boolean mask of ``target``); `SamedError` when the target occurs in none."""
+        self.check_structures([target])
+        cases = []
+        for case in self.cases:
+            volume, labels = case.load()
+            cases.append((volume, target.mask(labels)))
+        if not any(mask.any() for _, mask in cases):
+            raise SamedError(f"label value(s) {'+'.join(map(str, target.values))} occur in none of the "
+                             f"{len(cases)} volumes")
+        return cases
 
     def check_structures(self, structures: Sequence[Structure]) -> None:
         """`SamedError` for label values that ``dataset.json`` does not name."""

@@ -12,7 +12,7 @@ import torch
 from ..errors import SamedError
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
-from ..models.preprocess import window_to_uint8_range
+from ..models.preprocess import shared_rule, window_to_uint8_range
 from ..tasks import Progress, Task
 from .datasets import SPLITS, Dataset, Structure, split_indices
 
@@ -43,6 +43,7 @@ class SliceSplits:
     val: list[TrainingSlice] = field(default_factory=list)
     test: list[TrainingSlice] = field(default_factory=list)
     note: str = ""
+    window: str | tuple = "auto"  # the window rule of the training volumes (`shared_rule`)
 
     def summary(self) -> str:
         counts = ", ".join(f"{len(getattr(self, s))} {s}" for s in SPLITS)
@@ -64,6 +65,7 @@ def load_slices(dataset: Dataset, structures: Sequence[Structure], backbone: Bac
     split_of = {i: s for s, idx in case_split.items() for i in idx}
     slices: list[tuple[str, TrainingSlice]] = []
     found = np.zeros(len(structures), bool)
+    rules = []
     for i, case in enumerate(cases):
         yield Progress(i, len(cases), f"reading {case.name}")
         volume, labels = case.load()
@@ -71,6 +73,7 @@ def load_slices(dataset: Dataset, structures: Sequence[Structure], backbone: Bac
         found |= masks.any(axis=(0, 2, 3))
         zs = np.flatnonzero(masks.any(axis=(1, 2, 3))).tolist()
         embeddings = VolumeEmbeddings(volume, backbone, window, cache_dir)
+        rules.append(embeddings.window_rule)
         for done, total in embeddings.compute(zs):
             yield Progress(i, len(cases), f"embedding {case.name}: slice {done}/{total}")
         for z in zs:
@@ -81,7 +84,7 @@ def load_slices(dataset: Dataset, structures: Sequence[Structure], backbone: Bac
     if absent:
         raise SamedError(f"structure {absent[0].name} (label value(s) {'+'.join(map(str, absent[0].values))}) "
                          f"occurs in none of the {len(cases)} labelled volumes")
-    result = SliceSplits(list(structures))
+    result = SliceSplits(list(structures), window=shared_rule(window, rules))
     if by_volume:
         for split, sample in slices:
             getattr(result, split).append(sample)

@@ -13,10 +13,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
-from ..methods.checkpoint import checkpoint_kind
-from ..methods.cotrain import CHECKPOINT_KIND as COTRAIN_KIND
-from ..methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
 from ..methods.prompts import SlicePrompt
+from ..methods.trained import trained_class
 from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
@@ -209,11 +207,12 @@ class SegmentWidget(QWidget):
         def plan(image, session):
             z = self.current_slice(image)
             boxes = self.slice_boxes(image, z)
-            kind = checkpoint_kind(self._settings(image)["trained"] or "")
-            if kind == COTRAIN_KIND and len(boxes) > 1:
+            trained = self._settings(image)["trained"]
+            use = trained_class(trained).interactive if trained else None
+            if use == "decoder" and len(boxes) > 1:
                 return 1, f"segmenting {len(boxes)} boxes on slice {z}", session.segment_boxes(z, boxes)
             box, points, labels = self.slice_prompts(image, z)
-            if kind == PROMISE_KIND:
+            if use == "click3d":
                 if not any(labels):
                     raise SamedError(f"ProMISe segments from clicks: add a positive point on slice {z}")
                 task = session.segment_click_3d(z, points, labels)

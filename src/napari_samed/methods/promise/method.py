@@ -15,12 +15,11 @@ from ...io.volume import Volume
 from ...masks import label_dtype
 from ...models.backbone import Backbone
 from ...models.cache import VolumeEmbeddings
-from ...models.preprocess import resolve_window
+from ...models.preprocess import resolve_window, shared_rule, window_rule
 from ...tasks import Progress, Task
 from ..base import register
-from ..checkpoint import backbone_identity, check_backbone, open_backbone, write_checkpoint
-from ..checkpoint import read_checkpoint as read_method_checkpoint
 from ..prompts import BoxPrompt3D, Prompt, check_prompts
+from ..trained import TrainedMethod
 from .config import PromiseConfig, default_config
 from .grid import GridVolume, crop_embeddings, crop_start, paste, take
 from .loss import BoundaryAwareLoss
@@ -28,16 +27,16 @@ from .model import ProMISeNet, build_model
 from .prompt import normalise_points
 from .training import align, augmentations, sample_clicks, sample_crop
 
-CHECKPOINT_KIND = "napari-samed promise"
-
 
 @register
-class Promise:
+class Promise(TrainedMethod):
     """ProMISe (seed 001): a 3D crop around one click (or a few) -> the object's 3D mask."""
 
     name = "promise"
-    kind = CHECKPOINT_KIND
-    trained = True
+    kind = "napari-samed promise"
+    what = "ProMISe"
+    state_keys = ("config", "model", "epoch", "losses", "optimiser")
+    interactive = "click3d"
     prompts = ("click",)
 
     def __init__(self, backbone: Backbone, config: PromiseConfig | None = None):
@@ -63,8 +62,9 @@ class Promise:
         if not cases:
             raise SamedError("no training cases: give at least one (volume, mask) pair")
         if checkpoint is not None and Path(checkpoint).is_file():
-            self._resume(read_checkpoint(checkpoint), checkpoint)
-        self.window = window if self.epoch == 0 else self.window
+            self._resume(checkpoint)
+        if self.epoch == 0:
+            self.window = shared_rule(window, [window_rule(window, volume.data) for volume, _ in cases])
         grids = []
         for i, (volume, mask) in enumerate(cases):
             if mask.shape != volume.shape:
@@ -112,7 +112,11 @@ class Promise:
         self.model.eval()
         return self.losses
 
-    def _resume(self, state: dict, path: str | os.PathLike) -> None:
+    def _resume(self, path: str | os.PathLike) -> None:
+        state = self.read(path)
+        if state["backbone"] != self.backbone.name or state["weights_id"] != self.backbone.weights_id:
+            raise SamedError(f"checkpoint {path} was trained on {state['backbone']} (other weights); name a new "
+                             f"checkpoint file")
         config = PromiseConfig.from_dict(state["config"])
         if config != self.config:
             raise SamedError(f"checkpoint {path} was trained with another configuration ({config.describe()}) than "
@@ -159,24 +163,20 @@ class Promise:
         return paste(crop, start, tuple(grid.image.shape))
 
     # -- checkpoints ---------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the trained weights (not the frozen pretrained ones), configuration, backbone identity, window
-        and training state, atomically."""
+    def state(self) -> dict:
+        """The configuration, the trained weights (not the frozen pretrained ones) and the training state."""
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
-        return write_checkpoint(path, {
-            "kind": CHECKPOINT_KIND,
-            "config": self.config.to_dict(),
-            **backbone_identity(self.backbone),
-            "window": self.window,
-            "model": {k: v.cpu() for k, v in self.model.state_dict().items() if k not in frozen},
-            "epoch": self.epoch,
-            "losses": self.losses,
-            "optimiser": self._optimiser_state,
-            "saved": time.time(),
-        })
+        return {"config": self.config.to_dict(),
+                "model": {k: v.cpu() for k, v in self.model.state_dict().items() if k not in frozen},
+                "epoch": self.epoch, "losses": self.losses, "optimiser": self._optimiser_state, "saved": time.time()}
+
+    @classmethod
+    def from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> Promise:
+        method = cls(backbone, PromiseConfig.from_dict(state["config"]))
+        method._load_state(state, path)
+        return method
 
     def _load_state(self, state: dict, path: str | os.PathLike) -> None:
-        check_backbone(state, self.backbone, path, "ProMISe")
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
         own = self.model.state_dict()
         wrong = [k for k, v in state["model"].items() if k not in own or own[k].shape != v.shape]
@@ -189,26 +189,3 @@ class Promise:
         self.losses = list(state["losses"])
         self._optimiser_state = state["optimiser"]
         self.model.eval()
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, backbone: Backbone) -> Promise:
-        """A trained method from ``path`` on ``backbone``; refuses a checkpoint made on another backbone."""
-        state = read_checkpoint(path)
-        if state["backbone"] != backbone.name:
-            raise SamedError(f"ProMISe checkpoint {path} was trained on {state['backbone']}, not on the loaded "
-                             f"{backbone.name}")
-        method = cls(backbone, PromiseConfig.from_dict(state["config"]))
-        method._load_state(state, path)
-        return method
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> Promise:
-        """A trained method with the backbone its checkpoint names (bundled weights, or the recorded file)."""
-        state = read_checkpoint(path)
-        return cls.load(path, open_backbone(state, device, precision))
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint's dict; `SamedError` for a missing, unreadable or foreign file."""
-    return read_method_checkpoint(path, CHECKPOINT_KIND, "ProMISe",
-                                  ("config", "model", "epoch", "losses", "optimiser"))

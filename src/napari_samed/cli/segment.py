@@ -1,0 +1,126 @@
+"""``napari-samed segment``: prompts (or a trained model alone) -> a label volume."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import SamedError
+from . import options
+
+box3d = options.ints_between(6, 6, "--box3d must be 6 comma-separated integers")
+box = options.ints_between(5, 6, "a box is Z,Y0,X0,Y1,X1 or Z,Y0,X0,Y1,X1,LABEL (integers)")
+point = options.ints_between(3, 5, "a point is Z,Y,X[,POLARITY[,LABEL]] (integers; POLARITY 1 positive, 0 negative)")
+
+
+def add_parser(sub) -> None:
+    from ..methods import METHODS
+
+    p = sub.add_parser("segment", help="segment a volume from prompts; write a label volume")
+    p.add_argument("image", type=Path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="label volume to write, in IMAGE's format and geometry")
+    p.add_argument("--method", choices=list(METHODS),
+                   help="segmentation method (default zero-shot, or the --trained model's)")
+    p.add_argument("--trained", type=Path, metavar="CKPT",
+                   help="a trained model (napari-samed train ...): few-shot, co-trained decoder or ProMISe; it runs "
+                        "on the backbone and window it was trained with")
+    options.add_model(p)
+    p.add_argument("--box", action="append", default=[], type=box, metavar="Z,Y0,X0,Y1,X1[,LABEL]",
+                   help="2D box on slice Z; repeat for more objects. Boxes with the same LABEL are one object; "
+                        "without LABEL each box is an object of its own (the lowest free labels, in order)")
+    p.add_argument("--box3d", action="append", default=[], type=box3d,
+                   metavar="Z0,Y0,X0,Z1,Y1,X1", help="3D box, propagated from its middle slice")
+    p.add_argument("--point", action="append", default=[], type=point, metavar="Z,Y,X[,POLARITY[,LABEL]]",
+                   help="click on slice Z; POLARITY 1 positive (default) or 0 negative; with LABEL it belongs "
+                        "to that object, without it to the box around it on its slice")
+    p.add_argument("--propagate", action="store_true",
+                   help="segment each object (its boxes and points on any slices) through the volume, stopping "
+                        "where the object ends (zero-shot)")
+    options.add_overwrite(p)
+    p.set_defaults(run=run)
+
+
+def trained_file(args) -> Path | None:
+    """--trained, or the old spelling: --checkpoint with a trained --method (a deprecation warning)."""
+    from ..methods import get_method
+
+    if args.trained is None and args.checkpoint is not None and args.method and get_method(args.method).trained:
+        options.warn("--checkpoint for a trained model is deprecated; use --trained CKPT (--checkpoint names "
+                     "backbone weights)")
+        args.trained, args.checkpoint = args.checkpoint, None
+    return args.trained
+
+
+def method_class(args):
+    """The method of --method and --trained, checked to agree."""
+    from ..methods import get_method, trained_class
+
+    if args.trained is None:
+        cls = get_method(args.method or "zero-shot")
+        if cls.trained:
+            raise SamedError(f"method {cls.name} needs its trained model: --trained CKPT")
+        return cls
+    cls = trained_class(args.trained)
+    if args.method not in (None, cls.name):
+        raise SamedError(f"{args.trained} is a {cls.what} model (method {cls.name}), not a {args.method} one")
+    return cls
+
+
+def labels_output(args, out: Path, inputs) -> Path:
+    """OUT for a label volume, checked before any work: see `io.outputs.check_output_file`."""
+    from ..io.outputs import check_output_file
+    from ..io.readers import LABELS_MARK, written_by
+
+    return check_output_file(out, inputs, lambda p: written_by(p) == LABELS_MARK, "label volume", args.overwrite)
+
+
+def output_path(out: Path, image: Path) -> Path:
+    from ..io.readers import volume_format
+
+    if out.is_dir():
+        raise SamedError(f"OUT {out} is a folder; give the label volume a file name")
+    try:
+        fmt = volume_format(out)
+    except SamedError:
+        return out.with_name(out.name + (".nii.gz" if volume_format(image) == "nifti" else ".tif"))
+    if fmt != volume_format(image):
+        raise SamedError(f"OUT {out} must have the format of IMAGE {image} ({volume_format(image).upper()})")
+    return out
+
+
+def run(args) -> int:
+    from ..io import read_volume, write_labels
+    from ..methods import ZeroShot, check_prompts, group_prompts
+    from ..models import load_backbone
+    from ..tasks import run_task
+
+    trained = trained_file(args)
+    method_cls = method_class(args)
+    out = labels_output(args, output_path(args.output, args.image), [args.image, trained, args.checkpoint])
+    volume = read_volume(args.image)
+    if args.propagate and method_cls is not ZeroShot:
+        raise SamedError(f"--propagate is for the zero-shot method; {method_cls.name} "
+                         + ("segments in 3D from clicks by itself" if method_cls.name == "promise" else
+                            "segments the prompted slices only"))
+    prompts = group_prompts(args.box, args.box3d, args.point, propagate=args.propagate)
+    if method_cls.prompts:
+        check_prompts(prompts, volume.shape)  # before any model load or progress bar
+    if trained is not None:
+        backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision) if args.checkpoint else None
+        method = method_cls.open(trained, args.device, args.precision, backbone)
+        embeddings = method.embeddings(volume, args.cache, args.window)
+    else:
+        backbone, embeddings = options.embeddings(args, volume)
+        method = method_cls(backbone)
+    bar, update = options.progress_bar("segment")
+    with bar:
+        if isinstance(method, ZeroShot):
+            labels, objects = run_task(method.segment_reporting(embeddings, prompts), update)
+        else:
+            labels, objects = run_task(method.segment(embeddings, prompts), update), []
+    for obj in objects:
+        print(obj.describe(), file=sys.stderr)
+    write_labels(labels, out, volume)
+    print(out)
+    return 0

@@ -1,0 +1,99 @@
+"""``napari-samed evaluate | embed | sample | demo``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import options
+
+
+def add_parsers(sub) -> None:
+    ev = sub.add_parser("evaluate", help="print DSC, IoU, NSD, ASSD, HD95 of PRED against GT as JSON")
+    ev.add_argument("pred", type=Path, metavar="PRED")
+    ev.add_argument("gt", type=Path, metavar="GT")
+    ev.add_argument("--label", type=int, help="compare only this label value (default: any non-zero)")
+    ev.add_argument("--tolerance", type=options.tolerance, default=1.0, help="NSD tolerance in mm (default 1)")
+    ev.set_defaults(run=run_evaluate)
+
+    emb = sub.add_parser("embed", help="precompute the embedding cache of a volume")
+    emb.add_argument("image", type=Path, metavar="IMAGE")
+    options.add_model(emb)
+    emb.set_defaults(run=run_embed)
+
+    sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
+    sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--cases", type=options.positive_int("--cases"), metavar="N",
+                        help="write an MSD-style training folder of N phantoms (seeds SEED, SEED+1, ...) instead")
+    sample.set_defaults(run=run_sample)
+
+    demo = sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
+    demo.add_argument("--headless", action="store_true",
+                      help="no display: zero-shot, five-slice few-shot and their comparison on the sample, as a "
+                           "report in OUT")
+    demo.add_argument("-o", "--output", type=Path, default=Path("samed_demo"), metavar="OUT",
+                      help="report folder of --headless (default samed_demo)")
+    demo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (--headless)")
+    options.add_precision(demo)
+    demo.add_argument("--cache", type=Path, help="embedding cache folder (--headless)")
+    demo.set_defaults(run=cmd_demo)
+
+
+def run_evaluate(args) -> int:
+    from ..evaluation.metrics import evaluate_labels
+    from ..io import read_labels
+
+    pred, gt = read_labels(args.pred), read_labels(args.gt)
+    print(json.dumps(evaluate_labels(pred.data, gt.data, gt.spacing, args.label, args.tolerance,
+                                     (f"PRED {args.pred}", f"GT {args.gt}"))))
+    return 0
+
+
+def run_embed(args) -> int:
+    from ..io import read_volume
+    from ..tasks import Progress
+
+    volume = read_volume(args.image)
+    _, embeddings = options.embeddings(args, volume)
+    bar, update = options.progress_bar("embed")
+    with bar:
+        for done, total in embeddings.compute():
+            update(Progress(done, total, f"{embeddings.rate:.2f} slices/s"))
+    print(embeddings.dir)
+    return 0
+
+
+def run_sample(args) -> int:
+    from ..io.outputs import check_writable_folder
+    from ..sample_data import write_sample, write_sample_dataset
+
+    check_writable_folder(args.output, "sample folder")
+    if args.cases is not None:
+        print(write_sample_dataset(args.output, args.cases, args.seed))
+        return 0
+    for path in write_sample(args.output, args.seed):
+        print(path)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The demo: a report headless, else napari with the sample (the only command that imports napari)."""
+    if args.headless:
+        from ..evaluation.report import demo_report
+        from ..io.outputs import check_writable_folder
+        from ..tasks import run_task
+
+        check_writable_folder(args.output, "report folder")
+        bar, update = options.progress_bar("demo")
+        with bar:
+            run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
+        print(args.output / "report.md")
+        return 0
+    import napari
+
+    from ..widgets.demo import open_demo
+
+    open_demo(napari.Viewer(title="napari-samed demo"))
+    napari.run()
+    return 0

@@ -1,0 +1,167 @@
+"""``napari-samed train fewshot | cotrain | promise``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import SamedError
+from . import options
+
+
+def add_parser(sub) -> None:
+    train = sub.add_parser("train", help="train a method").add_subparsers(dest="method", required=True,
+                                                                          metavar="METHOD")
+    add_fewshot(train)
+    add_cotrain_options(train.add_parser("cotrain", help="co-train the mask decoder with batched boxes of several "
+                                                         "structures"),
+                        "CKPT", "checkpoint to write (the epoch with the best validation DSC)")
+    train.choices["cotrain"].set_defaults(run=run_cotrain)
+    add_promise(train)
+
+
+def add_fewshot(train) -> None:
+    p = train.add_parser("fewshot", help="fine-tune the few-shot decoder on a few labelled slices")
+    p.add_argument("image", type=Path, metavar="IMAGE")
+    p.add_argument("labels", type=Path, metavar="LABELS", help="label volume on IMAGE's grid")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT")
+    options.add_overwrite(p)
+    p.add_argument("--slices", required=True, type=options.int_list("--slices"), metavar="Z1,Z2,...",
+                   help="the labelled slices to train on; LABELS' other slices are never used")
+    p.add_argument("--labels", dest="label_values", type=options.int_list("--labels"), metavar="1,2,...",
+                   help="label values to learn (default: all found on the slices)")
+    p.add_argument("--iterations", type=options.positive_int("--iterations"), help="optimiser steps (default 100)")
+    options.add_model(p)
+    p.set_defaults(run=run_fewshot)
+
+
+def add_cotrain_options(p, output: str, output_help: str, mode: bool = True) -> None:
+    """DATA, -o and the training options of ``train cotrain`` and (without ``--mode``) ``benchmark cotrain``."""
+    options.add_dataset(p)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar=output, help=output_help)
+    p.add_argument("--structures", required=True, metavar="NAME=V[+V],...",
+                   help="the structures to co-train and their label values, e.g. organ=1,lesion=2")
+    if mode:
+        p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
+                       help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
+        options.add_overwrite(p)
+    p.add_argument("--epochs", type=options.positive_int("--epochs"), default=10,
+                   help="passes over the training slices (default 10)")
+    p.add_argument("--batch", type=options.positive_int("--batch"), default=4,
+                   help="slices per optimiser step (default 4)")
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--jitter", metavar="NAME=AMOUNT,...",
+                   help="largest outward shift of each box side per structure: a fraction of the object's size "
+                        "(0.1, the default) or pixels (5px)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffling and the jitter")
+    options.add_model(p)
+
+
+def add_promise(train) -> None:
+    p = train.add_parser("promise", help="train ProMISe (3D segmentation from one click) on labelled volumes")
+    options.add_dataset(p)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
+                   help="checkpoint, written after every epoch; an existing one of the same configuration resumes")
+    p.add_argument("--label", required=True, metavar="V[+V...]",
+                   help="the target's label value(s), e.g. 2 or 1+2 for their union")
+    options.add_model(p, help_extra="; lite-medsam is the CPU configuration, a SAM ViT with --checkpoint the "
+                                    "paper's (for a GPU)")
+    p.add_argument("--backbone", dest="model", action=options.Deprecated, new="--model", help="old name of --model")
+    p.add_argument("--crop", type=int, help="crop side on the crop grid (default 32 on lite-medsam, 128 on a ViT)")
+    p.add_argument("--epochs", type=options.positive_int("--epochs"), default=20,
+                   help="passes over the training volumes (default 20)")
+    p.add_argument("--crops", type=options.positive_int("--crops"), default=10,
+                   help="crops drawn from every volume per epoch (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    options.add_overwrite(p)
+    p.set_defaults(run=run_promise)
+
+
+def run_fewshot(args) -> int:
+    from ..io import read_labels, read_volume
+    from ..methods import FewShot
+    from ..tasks import run_task
+
+    options.checkpoint_output(args, FewShot, [args.image, args.labels, args.checkpoint])
+    volume = read_volume(args.image)
+    labels = read_labels(args.labels)
+    if labels.shape != volume.shape:
+        raise SamedError(f"LABELS shape {labels.shape} does not match IMAGE shape {volume.shape}")
+    bad = [z for z in args.slices if not 0 <= z < volume.shape[0]]
+    if bad:
+        raise SamedError(f"slice {bad[0]} is outside the volume (0..{volume.shape[0] - 1})")
+    annotations = {z: labels.data[z].copy() for z in args.slices}
+    del labels
+    backbone, embeddings = options.embeddings(args, volume)
+    method = FewShot(backbone)
+    bar, update = options.progress_bar("train fewshot")
+    with bar:
+        losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations), update)
+    method.save(args.output)
+    print(f"napari-samed: {len(losses)} iterations, final loss {losses[-1]:.4f}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def training_slices(args, backbone):
+    """The structures of --structures and the embedded, split slices of DATA."""
+    from ..tasks import run_task
+    from ..training import Dataset, load_slices, parse_structures
+
+    structures = parse_structures(args.structures)
+    bar, update = options.progress_bar("prepare")
+    with bar:
+        splits = run_task(load_slices(Dataset.from_paths(args.data), structures, backbone, args.window or "auto",
+                                      args.cache, args.seed), update)
+    print(f"napari-samed: {splits.summary()}", file=sys.stderr)
+    return structures, splits
+
+
+def run_cotrain(args) -> int:
+    from ..methods import CoTrain
+    from ..methods.cotrain import parse_jitter
+    from ..models import load_backbone
+    from ..tasks import run_task
+    from ..training import Dataset
+
+    options.checkpoint_output(args, CoTrain, [*Dataset.from_paths(args.data).files(), args.checkpoint])
+    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
+    structures, splits = training_slices(args, backbone)
+    method = CoTrain(backbone, structures, args.mode, parse_jitter(args.jitter, structures))
+    bar, update = options.progress_bar(f"train {args.mode}")
+    with bar:
+        history = run_task(method.fit(splits, args.epochs, args.batch, args.lr, args.seed, args.output), update)
+    best = max(history, key=lambda h: h["val_dsc"])
+    print(f"napari-samed: best validation DSC {best['val_dsc']:.4f} at epoch {best['epoch']}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def run_promise(args) -> int:
+    from dataclasses import replace
+
+    from ..methods import Promise
+    from ..methods.promise.config import default_config
+    from ..models import load_backbone
+    from ..tasks import run_task
+    from ..training import Dataset, Structure
+
+    target = Structure.parse_values(args.label)
+    if args.crop is not None and args.crop < 8:
+        raise SamedError(f"--crop must be at least 8; got {args.crop}")
+    dataset = Dataset.from_paths(args.data)
+    options.checkpoint_output(args, Promise, [*dataset.files(), args.checkpoint])
+    dataset.check_structures([target])
+    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
+    config = default_config(backbone.name)
+    method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
+    cases = dataset.target_cases(target)
+    bar, update = options.progress_bar("train promise")
+    with bar:
+        losses = run_task(method.fit(cases, args.epochs, args.output, args.window or "auto", args.crops,
+                                     args.cache, args.seed), update)
+    last = losses[-len(cases) * args.crops:]
+    print(f"napari-samed: {len(losses)} steps, {method.config.describe()}, last epoch's mean loss "
+          f"{sum(last) / max(len(last), 1):.4f}", file=sys.stderr)
+    print(args.output)
+    return 0
