@@ -20,6 +20,7 @@ from ..methods.prompts import SlicePrompt
 from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
 from .common import ModelFields, chosen_volume, layer_choices
+from .prompt_layers import layer_boxes, layer_points
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -172,30 +173,20 @@ class SegmentWidget(QWidget):
 
     def slice_boxes(self, image: Image, z: int) -> list[tuple[int, int, int, int]]:
         """The boxes on slice ``z`` in drawing order, in voxel indices of ``image``."""
-        ny, nx = image.data.shape[1:]
-        out = []
-        for shape in self.prompt_layers(image)[1].data:
-            if np.all(np.round(shape[:, 0]) == z):
-                (y0, x0), (y1, x1) = shape[:, 1:].min(axis=0), shape[:, 1:].max(axis=0)
-                out.append((max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
-                            min(int(np.ceil(x1)), nx - 1)))
-        return out
+        return [box for bz, box in layer_boxes(self.prompt_layers(image)[1], image.data.shape) if bz == z]
 
     def object_prompts(self, image: Image) -> list[SlicePrompt]:
         """The current object's prompts on every slice that has some (the latest box and all points of each)."""
         points, boxes = self.prompt_layers(image)
-        zs = {int(round(v)) for v in points.data[:, 0]} | {int(round(b[0, 0])) for b in boxes.data}
+        zs = {p[0] for p in layer_points(points)} | {z for z, _ in layer_boxes(boxes, image.data.shape)}
         label = self.session(image).current_label
         return [SlicePrompt(z, label, *self.slice_prompts(image, z)) for z in sorted(zs)]
 
     def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
         """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
-        points = self.prompt_layers(image)[0]
         boxes = self.slice_boxes(image, z)
-        on_slice = np.round(points.data[:, 0]) == z
-        coords = [(float(y), float(x)) for y, x in points.data[on_slice, 1:]]
-        labels = [int(p) for p in points.features["positive"].to_numpy()[on_slice]]
-        return (boxes[-1] if boxes else None), coords, labels
+        clicks = [(y, x, p) for pz, y, x, p in layer_points(self.prompt_layers(image)[0]) if pz == z]
+        return (boxes[-1] if boxes else None), [(y, x) for y, x, _ in clicks], [p for *_, p in clicks]
 
     # -- actions -------------------------------------------------------------------------------------------
     def segment_slice(self) -> None:
