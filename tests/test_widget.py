@@ -1,5 +1,6 @@
 """The Segment widget in a real napari viewer, with the real LiteMedSAM (GUI tests in the napari-sam style)."""
 
+import threading
 from dataclasses import replace
 
 import nibabel as nib
@@ -18,7 +19,11 @@ from napari_samed.methods.promise import CPU
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.napari_io import GEOMETRY_KEY
 from napari_samed.phantom import LESION, make_phantom
+from napari_samed.tasks import Progress
 from napari_samed.training import parse_structures
+from napari_samed.widgets import tasks
+from napari_samed.widgets.compare import CompareWidget
+from napari_samed.widgets.fewshot import FewShotWidget
 from napari_samed.widgets.segment import SegmentWidget
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
@@ -189,6 +194,29 @@ def test_bad_input_shows_a_notification_and_changes_nothing(qtbot, setup, errors
     assert "does not match model sam-vit-b" in errors[-1]
     assert not widget.result_layer(image).data.any()
     assert [layer.name for layer in viewer.layers if layer.name.endswith("segmentation")] == ["sample_ct segmentation"]
+
+
+@pytest.mark.parametrize("kind, action", [(SegmentWidget, "embed"), (FewShotWidget, "train"),
+                                          (CompareWidget, "compare")])
+def test_an_action_waits_for_the_running_task(qtbot, make_napari_viewer, monkeypatch, errors, kind, action):
+    infos = []
+    monkeypatch.setattr(tasks, "show_info", infos.append)
+    viewer = make_napari_viewer()
+    widget = kind(viewer)
+    widget.image.value = viewer.add_image(np.zeros((4, 16, 16)), name="ct")
+    release = threading.Event()
+
+    def long_task():
+        yield Progress(0, 1, "a long task")
+        release.wait(30)
+
+    widget.tasks.start(long_task, 1, "a long task")
+    running = widget.worker
+    getattr(widget, action)()
+    started = widget.worker is not running
+    release.set()
+    _finish(qtbot, widget)
+    assert not started and infos == ["busy: wait for the running task or cancel it"] and not errors
 
 
 def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup, errors, tmp_path):

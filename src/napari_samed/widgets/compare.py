@@ -183,8 +183,7 @@ class CompareWidget(QWidget):
     # -- running -------------------------------------------------------------------------------------------
     def compare(self) -> None:
         """Run the chosen methods on the image (a worker); each result becomes a Labels layer named after it."""
-        if self.tasks.busy:
-            show_error("busy: wait for the running comparison or cancel it")
+        if not self.tasks.idle():
             return
         try:
             image = chosen_volume(self.image, "the comparison")
@@ -241,7 +240,7 @@ class CompareWidget(QWidget):
 
     def rescore(self, _value=None) -> None:
         """Score the volume again with the current tolerance (a worker)."""
-        if self._reference is None or not self.results or self.tasks.busy:
+        if self._reference is None or not self.results or not self.tasks.idle():
             return
         results, reference, spacing = self.results, self._reference, tuple(self._image.scale)
         tolerance = self.tolerance.value

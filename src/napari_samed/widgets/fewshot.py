@@ -9,7 +9,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
@@ -133,15 +133,9 @@ class FewShotWidget(QWidget):
     def _image(self) -> Image:
         return chosen_volume(self.image, "few-shot training")
 
-    def _guard(self) -> bool:
-        if self.tasks.busy:
-            show_info("busy: wait for the running task or cancel it")
-            return False
-        return True
-
     def train(self) -> None:
         """Fine-tune a new decoder on the painted slices (a worker); the current model stays until it is done."""
-        if not self._guard():
+        if not self.tasks.idle():
             return
         try:
             image = self._image()
@@ -179,7 +173,7 @@ class FewShotWidget(QWidget):
 
     def segment_volume(self) -> None:
         """Segment every slice with the trained decoder into a new Labels layer (a worker)."""
-        if not self._guard():
+        if not self.tasks.idle():
             return
         try:
             image = self._image()
@@ -217,7 +211,7 @@ class FewShotWidget(QWidget):
 
     def load_model(self, path: str) -> None:
         """Load a saved model with the backbone it was trained on (a worker)."""
-        if not self._guard():
+        if not self.tasks.idle():
             return
         device, precision = self.device.value, self.precision.value
 

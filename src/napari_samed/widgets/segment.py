@@ -294,8 +294,7 @@ class SegmentWidget(QWidget):
 
     def _start(self, plan, apply: bool) -> None:
         """Validate on the GUI thread, then run the task in a worker; apply its masks when it returns."""
-        if self.tasks.busy:
-            show_info("busy: wait for the running task or cancel it")
+        if not self.tasks.idle():
             return
         try:
             image = self._chosen_image()
