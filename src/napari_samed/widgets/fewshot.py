@@ -18,7 +18,7 @@ from ..methods.fewshot import ITERATIONS, FewShot
 from ..models import VolumeEmbeddings
 from ..napari_io import geometry_metadata
 from ..tasks import Progress
-from .common import ModelFields, chosen_volume, layer_choices
+from .common import ModelFields, chosen_volume, forget, layer_choices
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class FewShotWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.cache_dir = cache_dir
-        self.sessions: dict[int, InteractiveSession] = {}
+        self.sessions: dict[Image, InteractiveSession] = {}  # per image layer, dropped when it is removed
         self.method: FewShot | None = None
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
@@ -97,11 +97,15 @@ class FewShotWidget(QWidget):
         self.labels.changed.connect(self._watch_labels)
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._forget)
 
     # -- layers --------------------------------------------------------------------------------------------
     def _refresh(self, _event=None) -> None:
         self.image.reset_choices()
         self.labels.reset_choices()
+
+    def _forget(self, event) -> None:
+        forget(event.value, self.sessions)
 
     def _watch_labels(self, layer: Labels | None) -> None:
         if layer is not None:
@@ -150,7 +154,9 @@ class FewShotWidget(QWidget):
         except SamedError as exc:
             show_error(str(exc))
             return
-        session = self.sessions.setdefault(id(image), InteractiveSession(np.asarray(image.data), self.cache_dir))
+        if image not in self.sessions:
+            self.sessions[image] = InteractiveSession(np.asarray(image.data), self.cache_dir)
+        session = self.sessions[image]
         settings = {**self.fields.settings(), "window": self.window.value}
         iterations = self.iterations.value or None
 

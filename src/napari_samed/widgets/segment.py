@@ -19,7 +19,7 @@ from ..methods.promise.method import CHECKPOINT_KIND as PROMISE_KIND
 from ..methods.prompts import SlicePrompt
 from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
-from .common import ModelFields, chosen_volume, layer_choices
+from .common import ModelFields, chosen_volume, forget, layer_choices
 from .prompt_layers import layer_boxes, layer_points
 from .tasks import TaskRunner
 
@@ -46,9 +46,10 @@ class SegmentWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.cache_dir = cache_dir
-        self.sessions: dict[int, InteractiveSession] = {}
-        self.results: dict[int, Labels] = {}
-        self.prompts: dict[int, tuple[Points, Shapes]] = {}
+        self.sessions: dict[Image, InteractiveSession] = {}  # state per image layer, dropped when it is removed
+        self.results: dict[Image, Labels] = {}
+        self.points: dict[Image, Points] = {}
+        self.boxes: dict[Image, Shapes] = {}
         self.positive = True
         self._pending_auto = False
 
@@ -97,11 +98,19 @@ class SegmentWidget(QWidget):
         self.image.changed.connect(self._on_image)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
+        self.viewer.layers.events.removed.connect(self._forget)
         self._on_image(self.image.value)
 
     # -- layers --------------------------------------------------------------------------------------------
     def _refresh_images(self, _event=None) -> None:
         self.image.reset_choices()
+
+    def _forget(self, event) -> None:
+        """Drop the state of a removed layer (an image's session and the references to its result and prompt
+        layers, which stay in the viewer; or the reference to a removed result or prompt layer)."""
+        forget(event.value, self.sessions, self.results, self.points, self.boxes)
+        if event.value is self._running:
+            self._running = None
 
     def _on_image(self, layer: Image | None) -> None:
         if layer is not None and layer.ndim == 3 and not layer.rgb:
@@ -109,8 +118,7 @@ class SegmentWidget(QWidget):
 
     def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
         """The image's Points and Shapes prompt layers, created on first use."""
-        key = id(image)
-        points, boxes = self.prompts.get(key, (None, None))
+        points, boxes = self.points.get(image), self.boxes.get(image)
         if points is None or points not in self.viewer.layers:
             points = self.viewer.add_points(
                 np.empty((0, 3)), ndim=3, name=f"{image.name} points", scale=image.scale, size=6,
@@ -124,7 +132,7 @@ class SegmentWidget(QWidget):
                                            edge_color="yellow", face_color="transparent", edge_width=1)
             boxes.events.data.connect(self._on_prompts)
             self._bind_keys(boxes)
-        self.prompts[key] = (points, boxes)
+        self.points[image], self.boxes[image] = points, boxes
         return points, boxes
 
     def _bind_keys(self, layer) -> None:
@@ -138,19 +146,18 @@ class SegmentWidget(QWidget):
     def result_layer(self, image: Image) -> Labels:
         """The Labels layer this widget writes for ``image`` (never one of the user's own layers)."""
         session = self.session(image)
-        layer = self.results.get(id(image))
+        layer = self.results.get(image)
         if layer is None or layer not in self.viewer.layers:
             layer = self.viewer.add_labels(session.labels, name=f"{image.name} segmentation", scale=image.scale,
                                            metadata=geometry_metadata(image))
-            self.results[id(image)] = layer
+            self.results[image] = layer
         return layer
 
     def session(self, image: Image) -> InteractiveSession:
-        key = id(image)
-        if key not in self.sessions:
-            self.sessions[key] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir,
-                                                    spacing=tuple(float(s) for s in image.scale))
-        return self.sessions[key]
+        if image not in self.sessions:
+            self.sessions[image] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir,
+                                                      spacing=tuple(float(s) for s in image.scale))
+        return self.sessions[image]
 
     # -- reading the GUI -----------------------------------------------------------------------------------
     def _chosen_image(self) -> Image:
@@ -263,7 +270,7 @@ class SegmentWidget(QWidget):
 
     def toggle_polarity(self) -> None:
         self.positive = not self.positive
-        for points, _ in self.prompts.values():
+        for points in self.points.values():
             points.feature_defaults["positive"] = self.positive
             points.current_face_color = POSITIVE if self.positive else NEGATIVE
         self.status.value = "new points are " + ("positive" if self.positive else "negative")
@@ -317,22 +324,25 @@ class SegmentWidget(QWidget):
         """Show the first part of a running result at once (a 3D object's prompted slices) as an undo step that
         the whole result amends."""
         if step.partial and self._running is not None:
-            self.sessions[id(self._running)].apply_objects(step.partial, amend=self._amend)
+            self.sessions[self._running].apply_objects(step.partial, amend=self._amend)
             self._amend = True
             self._show(self._running)
 
     def _apply(self, image: Image, objects: dict) -> None:
-        """Write {label: masks or `Object3D`} to the result layer as one undo step."""
+        """Write {label: masks or `Object3D`} to the result layer as one undo step (nothing if ``image`` is gone)."""
+        if image not in self.sessions:
+            self.status.value = f"{image.name!r} was removed: its result is dropped"
+            return
         reports = [o.describe() for o in objects.values() if isinstance(o, Object3D)]
         objects = {label: o.masks if isinstance(o, Object3D) else o for label, o in objects.items()}
-        self.sessions[id(image)].apply_objects(objects, amend=self._amend)
+        self.sessions[image].apply_objects(objects, amend=self._amend)
         self._amend = False
         self._show(image)
         slices = len({z for masks in objects.values() for z, m in masks.items() if m.any()})
         self.status.value = reports[0] if reports else f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
 
     def _show(self, image: Image) -> None:
-        layer, labels = self.result_layer(image), self.sessions[id(image)].labels
+        layer, labels = self.result_layer(image), self.sessions[image].labels
         if layer.data is not labels:
             layer.data = labels
         layer.refresh()
