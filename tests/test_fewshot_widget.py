@@ -85,3 +85,20 @@ def test_bad_input_is_reported(make_napari_viewer, errors):
     widget.save_model("x.ckpt")
     assert "no trained model to save" in errors[-1]
     assert widget.worker is None
+
+
+def test_the_session_goes_with_its_image(make_napari_viewer, qtbot, cache_dir, errors):
+    volume, reference = make_phantom(3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
+    viewer = make_napari_viewer()
+    image = viewer.add_image(volume.data, scale=volume.spacing, name="small")
+    painted = np.zeros(reference.shape, np.uint8)
+    painted[4] = reference[4] > 0
+    widget = FewShotWidget(viewer, cache_dir=str(cache_dir))
+    widget.image.value = image
+    widget.labels.value = viewer.add_labels(painted, name="my labels", scale=volume.spacing)
+    widget.iterations.value = 1
+    widget.train()
+    _finish(qtbot, widget)
+    assert image in widget.sessions and widget.method is not None and not errors
+    viewer.layers.remove(image)
+    assert not widget.sessions and widget.method is not None  # the trained model stays

@@ -1,5 +1,7 @@
 """The Segment widget in a real napari viewer, with the real LiteMedSAM (GUI tests in the napari-sam style)."""
 
+import gc
+import threading
 from dataclasses import replace
 
 import nibabel as nib
@@ -18,7 +20,11 @@ from napari_samed.methods.promise import CPU
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.napari_io import GEOMETRY_KEY
 from napari_samed.phantom import LESION, make_phantom
+from napari_samed.tasks import Progress
 from napari_samed.training import parse_structures
+from napari_samed.widgets import tasks
+from napari_samed.widgets.compare import CompareWidget
+from napari_samed.widgets.fewshot import FewShotWidget
 from napari_samed.widgets.segment import SegmentWidget
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
@@ -72,7 +78,7 @@ def test_box_then_second_object_then_undo(qtbot, setup, tmp_path):
     before = result.data[Z].copy()
 
     widget.new_object()
-    assert widget.sessions[id(image)].current_label == 2 and len(widget.prompt_layers(image)[1].data) == 0
+    assert widget.sessions[image].current_label == 2 and len(widget.prompt_layers(image)[1].data) == 0
     _box(widget, image, Z, bbox(lesion))
     widget.segment_slice()
     _finish(qtbot, widget)
@@ -191,6 +197,72 @@ def test_bad_input_shows_a_notification_and_changes_nothing(qtbot, setup, errors
     assert [layer.name for layer in viewer.layers if layer.name.endswith("segmentation")] == ["sample_ct segmentation"]
 
 
+def test_a_new_image_never_inherits_a_removed_images_state(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    widget.auto.value = False
+    first = viewer.add_image(np.zeros((4, 16, 16)), name="first")
+    widget.image.value = first
+    old_points, old_boxes = widget.prompt_layers(first)
+    old_points.add([[1, 5, 5]])
+    widget.new_object()  # object 2, with its result layer
+    old_result = widget.result_layer(first)
+
+    viewer.layers.remove(first)
+    assert not widget.sessions and not widget.results and not widget.points and not widget.boxes
+    assert all(layer in viewer.layers for layer in (old_points, old_boxes, old_result))  # the user's work stays
+    del first
+    gc.collect()  # the removed layer's id is free for the next one
+
+    second = viewer.add_image(np.zeros((4, 16, 16)), name="second")
+    widget.image.value = second
+    session = widget.session(second)
+    assert session.current_label == 1 and not session.labels.any()
+    points, boxes = widget.prompt_layers(second)
+    assert (points.name, boxes.name) == ("second points", "second boxes") and not len(points.data)
+    assert widget.result_layer(second).name == "second segmentation"
+
+
+def test_a_result_for_a_removed_image_is_dropped(qtbot, make_napari_viewer, cache_dir, errors):
+    volume, labels = make_phantom(3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
+    viewer = make_napari_viewer()
+    image = viewer.add_image(volume.data, scale=volume.spacing, name="small")
+    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
+    widget.auto.value = False
+    widget.image.value = image
+    z = int(np.argwhere(labels == LESION)[0][0])
+    viewer.dims.set_point(0, image.data_to_world([z, 0, 0])[0])
+    _box(widget, image, z, bbox(labels[z] > 0))
+    widget.segment_slice()  # in 3D: the prompted slice comes back first, then the whole object
+    viewer.layers.remove(image)
+    _finish(qtbot, widget)
+    assert not errors and widget.status.value == "'small' was removed: its result is dropped"
+    assert "small segmentation" not in viewer.layers and not widget.sessions
+
+
+@pytest.mark.parametrize("kind, action", [(SegmentWidget, "embed"), (FewShotWidget, "train"),
+                                          (CompareWidget, "compare")])
+def test_an_action_waits_for_the_running_task(qtbot, make_napari_viewer, monkeypatch, errors, kind, action):
+    infos = []
+    monkeypatch.setattr(tasks, "show_info", infos.append)
+    viewer = make_napari_viewer()
+    widget = kind(viewer)
+    widget.image.value = viewer.add_image(np.zeros((4, 16, 16)), name="ct")
+    release = threading.Event()
+
+    def long_task():
+        yield Progress(0, 1, "a long task")
+        release.wait(30)
+
+    widget.tasks.start(long_task, 1, "a long task")
+    running = widget.worker
+    getattr(widget, action)()
+    started = widget.worker is not running
+    release.set()
+    _finish(qtbot, widget)
+    assert not started and infos == ["busy: wait for the running task or cancel it"] and not errors
+
+
 def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup, errors, tmp_path):
     _, widget, image, labels = setup
     organ, lesion = labels[Z] > 0, labels[Z] == LESION
@@ -211,7 +283,7 @@ def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup,
     _finish(qtbot, widget)
     result = widget.result_layer(image).data[Z]
     assert dice(result > 0, organ) >= 0.90 and dice(result == 2, lesion) >= 0.80  # the lesion over the organ
-    session = widget.sessions[id(image)]
+    session = widget.sessions[image]
     assert session.embeddings.backbone.mask_decoder is not session.embeddings.backbone.model.mask_decoder
     widget.undo()
     assert not widget.result_layer(image).data.any()

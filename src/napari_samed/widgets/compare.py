@@ -31,6 +31,7 @@ from ..methods import METHODS, Progress, Prompt, SlicePrompt, group_prompts
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import geometry_metadata
 from .common import chosen_volume, layer_choices, precision_field
+from .prompt_layers import layer_boxes, layer_points
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -44,18 +45,11 @@ def layer_prompts(points: Points | None, boxes: Shapes | None, shape: tuple[int,
     """The Segment widget's prompt layers as prompt kinds: ``box`` (each rectangle, on its slice) and ``click``
     (the points of each slice, one object per slice; the ``positive`` feature gives their polarity)."""
     out: dict[str, list[Prompt]] = {}
-    if boxes is not None and len(boxes.data):
-        ny, nx = shape[1:]
-        out["box"] = []
-        for corners in boxes.data:
-            (y0, x0), (y1, x1) = corners[:, 1:].min(axis=0), corners[:, 1:].max(axis=0)
-            box = (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1), min(int(np.ceil(x1)), nx - 1))
-            out["box"].append(SlicePrompt(int(round(corners[0, 0])), 1, box))
+    found = layer_boxes(boxes, shape) if boxes is not None else []
+    if found:
+        out["box"] = [SlicePrompt(z, 1, box) for z, box in found]
     if points is not None and len(points.data):
-        positive = (points.features["positive"].to_numpy() if "positive" in points.features
-                    else np.ones(len(points.data), bool))
-        out["click"] = group_prompts(points=[(round(z), y, x, int(p))
-                                             for (z, y, x), p in zip(points.data, positive, strict=True)])
+        out["click"] = group_prompts(points=layer_points(points))
     return out
 
 
@@ -189,8 +183,7 @@ class CompareWidget(QWidget):
     # -- running -------------------------------------------------------------------------------------------
     def compare(self) -> None:
         """Run the chosen methods on the image (a worker); each result becomes a Labels layer named after it."""
-        if self.tasks.busy:
-            show_error("busy: wait for the running comparison or cancel it")
+        if not self.tasks.idle():
             return
         try:
             image = chosen_volume(self.image, "the comparison")
@@ -247,7 +240,7 @@ class CompareWidget(QWidget):
 
     def rescore(self, _value=None) -> None:
         """Score the volume again with the current tolerance (a worker)."""
-        if self._reference is None or not self.results or self.tasks.busy:
+        if self._reference is None or not self.results or not self.tasks.idle():
             return
         results, reference, spacing = self.results, self._reference, tuple(self._image.scale)
         tolerance = self.tolerance.value

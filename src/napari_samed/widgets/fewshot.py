@@ -9,7 +9,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
@@ -18,7 +18,7 @@ from ..methods.fewshot import ITERATIONS, FewShot
 from ..models import VolumeEmbeddings
 from ..napari_io import geometry_metadata
 from ..tasks import Progress
-from .common import ModelFields, chosen_volume, layer_choices
+from .common import ModelFields, chosen_volume, forget, layer_choices
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class FewShotWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.cache_dir = cache_dir
-        self.sessions: dict[int, InteractiveSession] = {}
+        self.sessions: dict[Image, InteractiveSession] = {}  # per image layer, dropped when it is removed
         self.method: FewShot | None = None
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
@@ -97,11 +97,15 @@ class FewShotWidget(QWidget):
         self.labels.changed.connect(self._watch_labels)
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._forget)
 
     # -- layers --------------------------------------------------------------------------------------------
     def _refresh(self, _event=None) -> None:
         self.image.reset_choices()
         self.labels.reset_choices()
+
+    def _forget(self, event) -> None:
+        forget(event.value, self.sessions)
 
     def _watch_labels(self, layer: Labels | None) -> None:
         if layer is not None:
@@ -133,15 +137,9 @@ class FewShotWidget(QWidget):
     def _image(self) -> Image:
         return chosen_volume(self.image, "few-shot training")
 
-    def _guard(self) -> bool:
-        if self.tasks.busy:
-            show_info("busy: wait for the running task or cancel it")
-            return False
-        return True
-
     def train(self) -> None:
         """Fine-tune a new decoder on the painted slices (a worker); the current model stays until it is done."""
-        if not self._guard():
+        if not self.tasks.idle():
             return
         try:
             image = self._image()
@@ -156,7 +154,9 @@ class FewShotWidget(QWidget):
         except SamedError as exc:
             show_error(str(exc))
             return
-        session = self.sessions.setdefault(id(image), InteractiveSession(np.asarray(image.data), self.cache_dir))
+        if image not in self.sessions:
+            self.sessions[image] = InteractiveSession(np.asarray(image.data), self.cache_dir)
+        session = self.sessions[image]
         settings = {**self.fields.settings(), "window": self.window.value}
         iterations = self.iterations.value or None
 
@@ -179,7 +179,7 @@ class FewShotWidget(QWidget):
 
     def segment_volume(self) -> None:
         """Segment every slice with the trained decoder into a new Labels layer (a worker)."""
-        if not self._guard():
+        if not self.tasks.idle():
             return
         try:
             image = self._image()
@@ -217,7 +217,7 @@ class FewShotWidget(QWidget):
 
     def load_model(self, path: str) -> None:
         """Load a saved model with the backbone it was trained on (a worker)."""
-        if not self._guard():
+        if not self.tasks.idle():
             return
         device, precision = self.device.value, self.precision.value
 

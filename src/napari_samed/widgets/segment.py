@@ -17,7 +17,8 @@ from ..methods.prompts import SlicePrompt
 from ..methods.trained import trained_class
 from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
-from .common import ModelFields, chosen_volume, layer_choices
+from .common import ModelFields, chosen_volume, forget, layer_choices
+from .prompt_layers import layer_boxes, layer_points
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -43,9 +44,10 @@ class SegmentWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.cache_dir = cache_dir
-        self.sessions: dict[int, InteractiveSession] = {}
-        self.results: dict[int, Labels] = {}
-        self.prompts: dict[int, tuple[Points, Shapes]] = {}
+        self.sessions: dict[Image, InteractiveSession] = {}  # state per image layer, dropped when it is removed
+        self.results: dict[Image, Labels] = {}
+        self.points: dict[Image, Points] = {}
+        self.boxes: dict[Image, Shapes] = {}
         self.positive = True
         self._pending_auto = False
 
@@ -94,11 +96,19 @@ class SegmentWidget(QWidget):
         self.image.changed.connect(self._on_image)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
+        self.viewer.layers.events.removed.connect(self._forget)
         self._on_image(self.image.value)
 
     # -- layers --------------------------------------------------------------------------------------------
     def _refresh_images(self, _event=None) -> None:
         self.image.reset_choices()
+
+    def _forget(self, event) -> None:
+        """Drop the state of a removed layer (an image's session and the references to its result and prompt
+        layers, which stay in the viewer; or the reference to a removed result or prompt layer)."""
+        forget(event.value, self.sessions, self.results, self.points, self.boxes)
+        if event.value is self._running:
+            self._running = None
 
     def _on_image(self, layer: Image | None) -> None:
         if layer is not None and layer.ndim == 3 and not layer.rgb:
@@ -106,8 +116,7 @@ class SegmentWidget(QWidget):
 
     def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
         """The image's Points and Shapes prompt layers, created on first use."""
-        key = id(image)
-        points, boxes = self.prompts.get(key, (None, None))
+        points, boxes = self.points.get(image), self.boxes.get(image)
         if points is None or points not in self.viewer.layers:
             points = self.viewer.add_points(
                 np.empty((0, 3)), ndim=3, name=f"{image.name} points", scale=image.scale, size=6,
@@ -121,7 +130,7 @@ class SegmentWidget(QWidget):
                                            edge_color="yellow", face_color="transparent", edge_width=1)
             boxes.events.data.connect(self._on_prompts)
             self._bind_keys(boxes)
-        self.prompts[key] = (points, boxes)
+        self.points[image], self.boxes[image] = points, boxes
         return points, boxes
 
     def _bind_keys(self, layer) -> None:
@@ -135,19 +144,18 @@ class SegmentWidget(QWidget):
     def result_layer(self, image: Image) -> Labels:
         """The Labels layer this widget writes for ``image`` (never one of the user's own layers)."""
         session = self.session(image)
-        layer = self.results.get(id(image))
+        layer = self.results.get(image)
         if layer is None or layer not in self.viewer.layers:
             layer = self.viewer.add_labels(session.labels, name=f"{image.name} segmentation", scale=image.scale,
                                            metadata=geometry_metadata(image))
-            self.results[id(image)] = layer
+            self.results[image] = layer
         return layer
 
     def session(self, image: Image) -> InteractiveSession:
-        key = id(image)
-        if key not in self.sessions:
-            self.sessions[key] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir,
-                                                    spacing=tuple(float(s) for s in image.scale))
-        return self.sessions[key]
+        if image not in self.sessions:
+            self.sessions[image] = InteractiveSession(np.asarray(image.data), cache_dir=self.cache_dir,
+                                                      spacing=tuple(float(s) for s in image.scale))
+        return self.sessions[image]
 
     # -- reading the GUI -----------------------------------------------------------------------------------
     def _chosen_image(self) -> Image:
@@ -170,30 +178,20 @@ class SegmentWidget(QWidget):
 
     def slice_boxes(self, image: Image, z: int) -> list[tuple[int, int, int, int]]:
         """The boxes on slice ``z`` in drawing order, in voxel indices of ``image``."""
-        ny, nx = image.data.shape[1:]
-        out = []
-        for shape in self.prompt_layers(image)[1].data:
-            if np.all(np.round(shape[:, 0]) == z):
-                (y0, x0), (y1, x1) = shape[:, 1:].min(axis=0), shape[:, 1:].max(axis=0)
-                out.append((max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
-                            min(int(np.ceil(x1)), nx - 1)))
-        return out
+        return [box for bz, box in layer_boxes(self.prompt_layers(image)[1], image.data.shape) if bz == z]
 
     def object_prompts(self, image: Image) -> list[SlicePrompt]:
         """The current object's prompts on every slice that has some (the latest box and all points of each)."""
         points, boxes = self.prompt_layers(image)
-        zs = {int(round(v)) for v in points.data[:, 0]} | {int(round(b[0, 0])) for b in boxes.data}
+        zs = {p[0] for p in layer_points(points)} | {z for z, _ in layer_boxes(boxes, image.data.shape)}
         label = self.session(image).current_label
         return [SlicePrompt(z, label, *self.slice_prompts(image, z)) for z in sorted(zs)]
 
     def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
         """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
-        points = self.prompt_layers(image)[0]
         boxes = self.slice_boxes(image, z)
-        on_slice = np.round(points.data[:, 0]) == z
-        coords = [(float(y), float(x)) for y, x in points.data[on_slice, 1:]]
-        labels = [int(p) for p in points.features["positive"].to_numpy()[on_slice]]
-        return (boxes[-1] if boxes else None), coords, labels
+        clicks = [(y, x, p) for pz, y, x, p in layer_points(self.prompt_layers(image)[0]) if pz == z]
+        return (boxes[-1] if boxes else None), [(y, x) for y, x, _ in clicks], [p for *_, p in clicks]
 
     # -- actions -------------------------------------------------------------------------------------------
     def segment_slice(self) -> None:
@@ -271,7 +269,7 @@ class SegmentWidget(QWidget):
 
     def toggle_polarity(self) -> None:
         self.positive = not self.positive
-        for points, _ in self.prompts.values():
+        for points in self.points.values():
             points.feature_defaults["positive"] = self.positive
             points.current_face_color = POSITIVE if self.positive else NEGATIVE
         self.status.value = "new points are " + ("positive" if self.positive else "negative")
@@ -302,8 +300,7 @@ class SegmentWidget(QWidget):
 
     def _start(self, plan, apply: bool) -> None:
         """Validate on the GUI thread, then run the task in a worker; apply its masks when it returns."""
-        if self.tasks.busy:
-            show_info("busy: wait for the running task or cancel it")
+        if not self.tasks.idle():
             return
         try:
             image = self._chosen_image()
@@ -326,22 +323,25 @@ class SegmentWidget(QWidget):
         """Show the first part of a running result at once (a 3D object's prompted slices) as an undo step that
         the whole result amends."""
         if step.partial and self._running is not None:
-            self.sessions[id(self._running)].apply_objects(step.partial, amend=self._amend)
+            self.sessions[self._running].apply_objects(step.partial, amend=self._amend)
             self._amend = True
             self._show(self._running)
 
     def _apply(self, image: Image, objects: dict) -> None:
-        """Write {label: masks or `Object3D`} to the result layer as one undo step."""
+        """Write {label: masks or `Object3D`} to the result layer as one undo step (nothing if ``image`` is gone)."""
+        if image not in self.sessions:
+            self.status.value = f"{image.name!r} was removed: its result is dropped"
+            return
         reports = [o.describe() for o in objects.values() if isinstance(o, Object3D)]
         objects = {label: o.masks if isinstance(o, Object3D) else o for label, o in objects.items()}
-        self.sessions[id(image)].apply_objects(objects, amend=self._amend)
+        self.sessions[image].apply_objects(objects, amend=self._amend)
         self._amend = False
         self._show(image)
         slices = len({z for masks in objects.values() for z, m in masks.items() if m.any()})
         self.status.value = reports[0] if reports else f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
 
     def _show(self, image: Image) -> None:
-        layer, labels = self.result_layer(image), self.sessions[id(image)].labels
+        layer, labels = self.result_layer(image), self.sessions[image].labels
         if layer.data is not labels:
             layer.data = labels
         layer.refresh()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from magicgui.widgets import Label, PushButton
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar
 
 from ..errors import SamedError
@@ -36,6 +36,12 @@ class TaskRunner:
     @property
     def busy(self) -> bool:
         return self.worker is not None
+
+    def idle(self) -> bool:
+        """True when no task runs; else False, telling the user to wait or cancel (every action's guard)."""
+        if self.busy:
+            show_info("busy: wait for the running task or cancel it")
+        return not self.busy
 
     def start(self, run: Callable, total: int, desc: str, returned: Callable | None = None,
               finished: Callable[[], None] | None = None) -> None:
