@@ -222,7 +222,8 @@ class CompareWidget(QWidget):
         for row, slot in zip(rows, slots, strict=True):
             result = results[slot.name]
             row.status.value = (f"{slot.name}: error: {result.error}" if result.error
-                                else f"{slot.name}: done in {result.seconds:.1f} s")
+                                else f"{slot.name}: done in {result.seconds:.1f} s"
+                                + (f"; {result.note}" if result.note else ""))
         self.results = results
         for name, result in results.items():
             if result.labels is None:
