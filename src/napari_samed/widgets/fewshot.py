@@ -15,7 +15,6 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from ..errors import SamedError
 from ..interactive import InteractiveSession
 from ..methods.fewshot import ITERATIONS, FewShot
-from ..models import VolumeEmbeddings
 from ..napari_io import geometry_metadata
 from ..tasks import Progress
 from .common import ModelFields, chosen_volume, forget, layer_choices
@@ -191,7 +190,7 @@ class FewShotWidget(QWidget):
         method, cache_dir = self.method, self.cache_dir
 
         def run():
-            embeddings = VolumeEmbeddings(np.asarray(image.data), method.backbone, method.window, cache_dir)
+            embeddings = method.embeddings(np.asarray(image.data), cache_dir)
             return (yield from method.segment(embeddings))
 
         self.tasks.start(run, image.data.shape[0], "segmenting the volume",
