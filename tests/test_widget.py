@@ -273,7 +273,7 @@ def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup,
     _box(widget, image, Z, bbox(lesion))
     widget.segment_slice()
     _finish(qtbot, widget)
-    assert "is neither a co-trained decoder nor a ProMISe checkpoint (it is a napari-samed fewshot one)" in errors[-1]
+    assert "is a few-shot model, which segments without prompts: use the Few-shot widget" in errors[-1]
     assert not widget.result_layer(image).data.any()
 
     method = CoTrain(load_backbone(), parse_structures("organ=1,lesion=2"))
