@@ -26,6 +26,15 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 2 * float((pred & ref).sum()) / max(float(pred.sum() + ref.sum()), 1.0)
 
 
+def deepest_point(mask: np.ndarray, spacing=None) -> tuple[int, ...]:
+    """The voxel of ``mask`` farthest from its background (in mm with ``spacing``): where a user clicks an
+    object once, and where the papers simulate that click."""
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(mask, sampling=None if spacing is None else [float(s) for s in spacing])
+    return tuple(int(v) for v in np.unravel_index(int(np.argmax(depth)), mask.shape))
+
+
 def label_dtype(highest: int) -> type:
     """The smallest unsigned dtype of a label volume whose highest value is ``highest``."""
     return np.uint8 if highest < 2**8 else np.uint16 if highest < 2**16 else np.int64

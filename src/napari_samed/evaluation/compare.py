@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from ..errors import SamedError
 from ..io.volume import Volume
-from ..masks import mask_bbox
+from ..masks import deepest_point, mask_bbox
 from ..methods.base import get_method
 from ..methods.prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt
 from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone, resolve_window
@@ -168,7 +168,6 @@ def simulate_prompts(reference: np.ndarray, spacing: Sequence[float]) -> dict[st
         raise SamedError("the reference label is empty: no prompts can be simulated from it")
     boxes: list[Prompt] = [SlicePrompt(int(z), 1, mask_bbox(mask[z])) for z in np.flatnonzero(mask.any(axis=(1, 2)))]
     components, count = ndimage.label(mask)
-    depth = ndimage.distance_transform_edt(mask, sampling=[float(s) for s in spacing])
     boxes3d: list[Prompt] = []
     clicks: list[Prompt] = []
     clicks3d: list[Prompt] = []
@@ -176,8 +175,7 @@ def simulate_prompts(reference: np.ndarray, spacing: Sequence[float]) -> dict[st
     for label, box in enumerate(ndimage.find_objects(components), start=1):
         zs, ys, xs = box
         boxes3d.append(BoxPrompt3D((zs.start, ys.start, xs.start, zs.stop - 1, ys.stop - 1, xs.stop - 1), label))
-        inside = np.where(components == label, depth, 0)
-        z, y, x = np.unravel_index(int(np.argmax(inside)), mask.shape)
+        z, y, x = deepest_point(components == label, spacing)
         clicks.append(SlicePrompt(int(z), label, points=[(float(y), float(x))], point_labels=[1]))
         clicks3d.append(ObjectPrompt3D(label, [clicks[-1]]))
         own = components[box] == label

@@ -36,6 +36,8 @@ class PromiseConfig:
     random_points: int = 20
     boundary_weight: float = 10.0
     lr: float = 4e-4
+    warmup: int = 50  # optimiser steps of linear learning-rate warm-up before the polynomial decay
+    clip: float = 1.0  # largest gradient norm per step
 
     @property
     def lite(self) -> bool:

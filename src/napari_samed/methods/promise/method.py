@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...errors import SamedError
+from ...errors import SamedError, SamedWarning
 from ...io.volume import Volume
-from ...masks import label_dtype
+from ...masks import deepest_point, dice, label_dtype
 from ...models.backbone import Backbone
 from ...models.cache import VolumeEmbeddings
 from ...models.preprocess import resolve_window, shared_rule, window_rule
@@ -48,16 +50,23 @@ class Promise(TrainedMethod):
         self.window: str | tuple = "auto"
         self.epoch = 0
         self.losses: list[float] = []
+        self.history: list[dict] = []  # per epoch: mean loss, highest foreground probability, validation DSC
         self._optimiser_state: dict | None = None
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, cases: Sequence[tuple[Volume, np.ndarray]], epochs: int, checkpoint: str | os.PathLike | None = None,
-            window: str | tuple = "auto", crops_per_case: int = 1, cache_dir=False, seed: int = 0) -> Task[list[float]]:
+            window: str | tuple = "auto", crops_per_case: int = 1, cache_dir=False, seed: int = 0,
+            validation: Sequence[tuple[Volume, np.ndarray]] = ()) -> Task[list[float]]:
         """Task: train on (volume, binary mask) cases; returns the loss of every step.
 
-        An epoch draws ``crops_per_case`` crops from every case (batch 1). After each epoch the model and the
-        optimiser are written to ``checkpoint``; if that file already holds a checkpoint of this configuration,
-        training resumes after its last epoch. Embeddings (LiteMedSAM) go to ``cache_dir`` (False: memory).
+        An epoch draws ``crops_per_case`` crops from every case (batch 1). The learning rate warms up linearly over
+        ``config.warmup`` steps, then decays polynomially; gradients are clipped to norm ``config.clip``. After
+        each epoch the model and the optimiser are written to ``checkpoint``; if that file already holds a
+        checkpoint of this configuration, training resumes after its last epoch. With ``validation`` cases, each
+        epoch ends with their one-click DSC (`one_click_dsc`) and the model keeps the best epoch's weights. An
+        epoch whose foreground probability never passed 0.5 on a crop holding foreground has collapsed: its
+        progress says so, and a `SamedWarning` when the kept model is such an epoch's. Embeddings (LiteMedSAM) go
+        to ``cache_dir`` (False: memory).
         """
         if not cases:
             raise SamedError("no training cases: give at least one (volume, mask) pair")
@@ -66,50 +75,78 @@ class Promise(TrainedMethod):
         if self.epoch == 0:
             self.window = shared_rule(window, [window_rule(window, volume.data) for volume, _ in cases])
         grids = []
-        for i, (volume, mask) in enumerate(cases):
+        for i, (volume, mask) in enumerate([*cases, *validation]):
             if mask.shape != volume.shape:
-                raise SamedError(f"training case {i}: mask shape {mask.shape} differs from image shape {volume.shape}")
+                raise SamedError(f"case {i}: mask shape {mask.shape} differs from image shape {volume.shape}")
             grid = GridVolume.build(volume.data, volume.spacing, resolve_window(self.window, volume.data),
                                     self.config, self.backbone, cache_dir, mask=mask > 0)
             if grid.embeddings is not None:
                 for done, total in grid.embeddings.compute():
-                    yield Progress(0, 1, f"case {i + 1}/{len(cases)}: embedding slice {done}/{total}")
+                    yield Progress(0, 1, f"volume {i + 1}/{len(cases) + len(validation)}: embedding slice "
+                                         f"{done}/{total}")
             grids.append(grid)
+        grids, checks = grids[:len(cases)], list(zip(grids[len(cases):], validation, strict=True))
         dev = self.backbone.device
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(params, lr=self.config.lr)
-        schedule = torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=max(epochs, 1), power=0.9)
         if self._optimiser_state is not None:
             optimiser.load_state_dict(self._optimiser_state["optimiser"])
-            schedule.load_state_dict(self._optimiser_state["schedule"])
         loss_fn = BoundaryAwareLoss(self.config.boundary_weight)
         augment = augmentations(self.config.lite)
         steps = len(grids) * crops_per_case
         total = epochs * steps
+        scored = [h for h in self.history if h.get("val_dsc") is not None]
+        # resumed: the weights in hand are the last epoch's, so an earlier best epoch cannot be returned to
+        best = scored[-1] if scored and scored[-1]["val_dsc"] >= max(h["val_dsc"] for h in scored) else None
+        best_state = copy.deepcopy(self.model.state_dict()) if best is not None else None
         for epoch in range(self.epoch, epochs):
             rng = np.random.default_rng([seed, epoch])
             augment.set_random_state(seed=int(rng.integers(2**31)))
             torch.manual_seed(int(rng.integers(2**31)))
             self.model.train()
+            fg_max, losses = 0.0, []
             for step, case in enumerate(np.repeat(rng.permutation(len(grids)), crops_per_case)):
+                done = epoch * steps + step
+                for group in optimiser.param_groups:
+                    group["lr"] = self.config.lr * learning_rate_factor(done, total, self.config.warmup)
                 crop = augment(sample_crop(grids[case], self.config, rng))
                 points, labels = sample_clicks(torch.as_tensor(crop["label"]), self.config, rng)
                 emb = torch.as_tensor(crop["embeddings"])[None].to(dev) if self.config.lite else None
                 logits = self.model(torch.as_tensor(crop["image"])[None].float().to(dev), points.to(dev),
                                     labels.to(dev), emb)
-                loss = loss_fn(logits, (torch.as_tensor(crop["label"])[None] > 0.5).long().to(dev))
+                target = (torch.as_tensor(crop["label"])[None] > 0.5).long().to(dev)
+                loss = loss_fn(logits, target)
                 optimiser.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, self.config.clip)
                 optimiser.step()
-                self.losses.append(loss.item())
-                done = epoch * steps + step + 1
-                yield Progress(done, total, f"epoch {epoch + 1}/{epochs}, loss {self.losses[-1]:.4f}", self.losses[-1])
-            schedule.step()
+                if target.any():
+                    fg_max = max(fg_max, float(torch.softmax(logits.detach().float(), 1)[:, 1][target[:, 0] > 0].max()))
+                losses.append(loss.item())
+                yield Progress(done + 1, total, f"epoch {epoch + 1}/{epochs}, loss {losses[-1]:.4f}", losses[-1])
+            self.losses += losses
             self.epoch = epoch + 1
-            self._optimiser_state = {"optimiser": optimiser.state_dict(), "schedule": schedule.state_dict()}
+            record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "fg_max": fg_max, "val_dsc": None}
+            if checks:
+                record["val_dsc"] = float(np.mean([self.one_click_dsc(grid, mask > 0, volume.spacing)
+                                                   for grid, (volume, mask) in checks]))
+                if best is None or record["val_dsc"] > best["val_dsc"]:
+                    best, best_state = record, copy.deepcopy(self.model.state_dict())
+            self.history.append(record)
+            self._optimiser_state = {"optimiser": optimiser.state_dict()}
+            if checkpoint is not None:
+                self.save(checkpoint)
+            yield Progress(self.epoch * steps, total, describe_epoch(record, epochs))
+        if best_state is not None and best is not self.history[-1]:
+            self.model.load_state_dict(best_state)
             if checkpoint is not None:
                 self.save(checkpoint)
         self.model.eval()
+        kept = best or (self.history[-1] if self.history else None)
+        if kept is not None and kept["fg_max"] <= 0.5:
+            warnings.warn(f"ProMISe training collapsed: in epoch {kept['epoch']} (the model kept) the foreground "
+                          f"probability never passed 0.5 on a crop holding the target, so it segments nothing; "
+                          f"train again with another --seed or a lower learning rate", SamedWarning, stacklevel=2)
         return self.losses
 
     def _resume(self, path: str | os.PathLike) -> None:
@@ -122,6 +159,13 @@ class Promise(TrainedMethod):
             raise SamedError(f"checkpoint {path} was trained with another configuration ({config.describe()}) than "
                              f"this training ({self.config.describe()}); name a new checkpoint file")
         self._load_state(state, path)
+
+    def one_click_dsc(self, grid: GridVolume, mask: np.ndarray, spacing) -> float:
+        """DSC of the object ``mask`` (on the volume of ``grid``) segmented from one click at its deepest voxel."""
+        clicks = np.array([deepest_point(mask, spacing)], float)
+        self.model.eval()
+        pred = grid.to_volume(self.predict(grid, grid.to_grid(clicks), np.ones(1, np.int64)))
+        return dice(pred, mask)
 
     # -- inference -----------------------------------------------------------------------------------------
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt], spacing: tuple[float, float, float] | None
@@ -168,7 +212,8 @@ class Promise(TrainedMethod):
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
         return {"config": self.config.to_dict(),
                 "model": {k: v.cpu() for k, v in self.model.state_dict().items() if k not in frozen},
-                "epoch": self.epoch, "losses": self.losses, "optimiser": self._optimiser_state, "saved": time.time()}
+                "epoch": self.epoch, "losses": self.losses, "optimiser": self._optimiser_state, "history": self.history,
+                "saved": time.time()}
 
     @classmethod
     def from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> Promise:
@@ -187,5 +232,23 @@ class Promise(TrainedMethod):
         self.model.load_state_dict(state["model"], strict=False)
         self.window, self.epoch = state["window"], int(state["epoch"])
         self.losses = list(state["losses"])
+        self.history = list(state.get("history", []))
         self._optimiser_state = state["optimiser"]
         self.model.eval()
+
+
+def learning_rate_factor(step: int, total: int, warmup: int) -> float:
+    """The learning rate at ``step`` (from 0) of ``total``, relative to the configured one: a linear warm-up over
+    ``warmup`` steps, then polynomial decay (power 0.9) to 0 at ``total``."""
+    ramp = min(1.0, (step + 1) / max(warmup, 1))
+    return ramp * (1 - step / max(total, 1)) ** 0.9
+
+
+def describe_epoch(record: dict, epochs: int) -> str:
+    text = f"epoch {record['epoch']}/{epochs}: mean loss {record['loss']:.4f}"
+    if record["val_dsc"] is not None:
+        text += f", validation one-click DSC {record['val_dsc']:.3f}"
+    if record["fg_max"] <= 0.5:
+        text += " (warning: collapsed, no foreground probability above 0.5)"
+    return text
+
