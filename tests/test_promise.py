@@ -4,18 +4,21 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 from scipy import ndimage
 from segment_anything.modeling import ImageEncoderViT
 
-from napari_samed import SamedError
+from napari_samed import SamedError, read_volume
 from napari_samed.io.volume import Volume
+from napari_samed.masks import deepest_point
 from napari_samed.methods import METHODS, BoxPrompt3D, Promise, SlicePrompt, run_task
 from napari_samed.methods.promise import CPU, PAPER, boundary_loss
+from napari_samed.methods.promise.grid import GridVolume
 from napari_samed.methods.promise.lite3d import LiteEncoder3D
 from napari_samed.methods.promise.model import ProMISeNet
 from napari_samed.methods.promise.prompt import normalise_points, sample_points
 from napari_samed.methods.promise.vit3d import ViTEncoder3D
-from napari_samed.models import VolumeEmbeddings
+from napari_samed.models import VolumeEmbeddings, resolve_window
 from napari_samed.phantom import LESION, make_phantom
 
 TINY = replace(PAPER, backbone="tiny-test", crop=8, upsample=2, window=4, neck_channels=32, prompt_mlp=64,
@@ -204,3 +207,29 @@ def test_train_and_segment_commands(tmp_path, capsys, cache_dir):
     assert "trained with another configuration" in capsys.readouterr().err
     assert main([*args[:6], "9", *args[7:]]) == 2
     assert "label value(s) [9] are not in dataset.json" in capsys.readouterr().err
+
+
+BRATS = SHARED_DATA / "brats2013" / "brats_2013_pat0004_1_"
+
+
+@pytest.mark.skipif(not BRATS.with_name(BRATS.name + "OTMultiClass.nii.gz").is_file(),
+                    reason=f"BraTS 2013 patient 0004 not found under {SHARED_DATA} (set SAMED_SHARED_DATA)")
+def test_training_on_a_real_tumour_lowers_the_loss_and_reloads_exactly(lite, cache_dir, tmp_path):
+    volume = read_volume(f"{BRATS}Flair_subtrMeanDivStd.nii.gz")
+    tumour = read_volume(f"{BRATS}OTMultiClass.nii.gz").data > 0
+    z, y, x = deepest_point(tumour, volume.spacing)
+    crop = (slice(z - 16, z + 16), slice(y - 48, y + 48), slice(x - 48, x + 48))  # 32 mm x 96 mm x 96 mm
+    case = (Volume(volume.data[crop], spacing=volume.spacing), tumour[crop])
+    torch.manual_seed(0)
+    method = Promise(lite, replace(CPU, crop=16))
+    ckpt = tmp_path / "brats.ckpt"
+    losses = run_task(method.fit([case], epochs=8, checkpoint=ckpt, crops_per_case=10, cache_dir=cache_dir))
+    epochs = [h["loss"] for h in method.history]  # mean loss per epoch (measured: 1.47 -> 1.14, 1.17)
+    assert len(losses) == 80 and np.mean(epochs[-2:]) < 0.85 * epochs[0]
+    assert method.history[-1]["fg_max"] > 0.5  # not collapsed
+    again = Promise.open(ckpt, backbone=lite)
+    grid = GridVolume.build(case[0].data, volume.spacing, resolve_window(method.window, case[0].data), method.config,
+                            lite, cache_dir, mask=case[1])
+    click = grid.to_grid(np.array([[16, 48, 48]], float))
+    torch.testing.assert_close(again.predict(grid, click, np.ones(1, np.int64)),
+                               method.predict(grid, click, np.ones(1, np.int64)), rtol=0, atol=0)
