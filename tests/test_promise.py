@@ -189,10 +189,11 @@ def test_train_and_segment_commands(tmp_path, capsys, cache_dir):
     ckpt = tmp_path / "promise.ckpt"
     common = ["--device", "cpu", "--cache", str(cache_dir)]
     args = ["train", "promise", str(data), "-o", str(ckpt), "--label", "2", "--crop", "8", "--epochs", "1",
-            "--crops", "2", "--backbone", "lite-medsam", *common]
+            "--crops", "2", "--backbone", "lite-medsam", "--validate", str(data), *common]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "2 steps, lite-medsam, crop 8" in err and "--backbone is deprecated; use --model" in err
+    assert "epoch 1/1: mean loss" in err and "validation one-click DSC" in err
     image = data / "imagesTr" / "phantom_003.nii.gz"
     labels = read_volume(data / "labelsTr" / "phantom_003.nii.gz").data
     z, y, x = np.argwhere(labels == LESION)[0]

@@ -72,6 +72,9 @@ def add_promise(train) -> None:
                    help="passes over the training volumes (default 20)")
     p.add_argument("--crops", type=options.positive_int("--crops"), default=10,
                    help="crops drawn from every volume per epoch (default 10)")
+    p.add_argument("--validate", nargs="+", type=Path, metavar="DATA",
+                   help="held-out labelled volumes (a folder or IMAGE LABEL pairs): after each epoch one click at "
+                        "the target's deepest voxel scores the model on them, and the best epoch is kept")
     p.add_argument("--seed", type=int, default=0)
     options.add_overwrite(p)
     p.set_defaults(run=run_promise)
@@ -142,6 +145,7 @@ def run_promise(args) -> int:
 
     from ..methods import Promise
     from ..methods.promise.config import default_config
+    from ..methods.promise.method import describe_epoch
     from ..models import load_backbone
     from ..tasks import run_task
     from ..training import Dataset, Structure
@@ -150,16 +154,21 @@ def run_promise(args) -> int:
     if args.crop is not None and args.crop < 8:
         raise SamedError(f"--crop must be at least 8; got {args.crop}")
     dataset = Dataset.from_paths(args.data)
-    options.checkpoint_output(args, Promise, [*dataset.files(), args.checkpoint])
+    held_out = Dataset.from_paths(args.validate) if args.validate else None
+    options.checkpoint_output(args, Promise, [*dataset.files(), *(held_out.files() if held_out else []),
+                                              args.checkpoint])
     dataset.check_structures([target])
     backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
     config = default_config(backbone.name)
     method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
     cases = dataset.target_cases(target)
+    validation = held_out.target_cases(target) if held_out else []
     bar, update = options.progress_bar("train promise")
     with bar:
         losses = run_task(method.fit(cases, args.epochs, args.output, args.window or "auto", args.crops,
-                                     args.cache, args.seed), update)
+                                     args.cache, args.seed, validation), update)
+    for record in method.history:
+        print(f"napari-samed: {describe_epoch(record, args.epochs)}", file=sys.stderr)
     last = losses[-len(cases) * args.crops:]
     print(f"napari-samed: {len(losses)} steps, {method.config.describe()}, last epoch's mean loss "
           f"{sum(last) / max(len(last), 1):.4f}", file=sys.stderr)
