@@ -234,3 +234,27 @@ def test_training_on_a_real_tumour_lowers_the_loss_and_reloads_exactly(lite, cac
     click = grid.to_grid(np.array([[16, 48, 48]], float))
     torch.testing.assert_close(again.predict(grid, click, np.ones(1, np.int64)),
                                method.predict(grid, click, np.ones(1, np.int64)), rtol=0, atol=0)
+
+
+def test_train_command_under_torchrun_averages_two_processes(tmp_path, cache_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from napari_samed.cli import main
+    from napari_samed.sample_data import write_sample_dataset
+
+    data = write_sample_dataset(tmp_path / "msd", cases=1, seed=3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
+    args = ["train", "promise", str(data), "--label", "2", "--crop", "8", "--epochs", "2", "--crops", "2",
+            "--device", "cpu", "--cache", str(cache_dir), "--seed", "1"]
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
+    run = subprocess.run([*torchrun, "-m", "napari_samed.cli", *args, "-o", str(tmp_path / "two.ckpt")],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert main([*args, "-o", str(tmp_path / "one.ckpt")]) == 0  # the same training in one process
+    two, one = (Promise.open(tmp_path / f"{n}.ckpt", device="cpu") for n in ("two", "one"))
+    assert two.epoch == one.epoch == 2 and len(two.losses) == len(one.losses) == 4
+    assert two.losses[:1] == pytest.approx(one.losses[:1])  # rank 0 draws the first crop as one process does
+    own = two.model.state_dict()
+    assert any(not torch.equal(own[k], v) for k, v in one.model.state_dict().items())  # rank 1's gradients too

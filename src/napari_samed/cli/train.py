@@ -140,8 +140,29 @@ def run_cotrain(args) -> int:
     return 0
 
 
+def join_torchrun(device: str) -> str:
+    """Under ``torchrun`` (WORLD_SIZE > 1): join its process group (NCCL on CUDA, else Gloo) and return this
+    process's device (cuda:LOCAL_RANK on CUDA); else ``device`` unchanged."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return device
+    from ..models import resolve_device
+
+    cuda = resolve_device(device).type == "cuda"
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    if not cuda:
+        return "cpu"
+    torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    return f"cuda:{os.environ['LOCAL_RANK']}"
+
+
 def run_promise(args) -> int:
     from dataclasses import replace
+
+    import torch
 
     from ..methods import Promise
     from ..methods.promise.config import default_config
@@ -158,8 +179,9 @@ def run_promise(args) -> int:
     options.checkpoint_output(args, Promise, [*dataset.files(), *(held_out.files() if held_out else []),
                                               args.checkpoint])
     dataset.check_structures([target])
-    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
+    backbone = load_backbone(args.model, args.checkpoint, join_torchrun(args.device), args.precision)
     config = default_config(backbone.name)
+    torch.manual_seed(args.seed)  # the network's initialisation too: a run is repeatable
     method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
     cases = dataset.target_cases(target)
     validation = held_out.target_cases(target) if held_out else []

@@ -88,6 +88,7 @@ class Promise(TrainedMethod):
         grids, checks = grids[:len(cases)], list(zip(grids[len(cases):], validation, strict=True))
         dev = self.backbone.device
         params = [p for p in self.model.parameters() if p.requires_grad]
+        rank, net = distributed(self.model, dev)
         optimiser = torch.optim.AdamW(params, lr=self.config.lr)
         if self._optimiser_state is not None:
             optimiser.load_state_dict(self._optimiser_state["optimiser"])
@@ -100,7 +101,7 @@ class Promise(TrainedMethod):
         best = scored[-1] if scored and scored[-1]["val_dsc"] >= max(h["val_dsc"] for h in scored) else None
         best_state = copy.deepcopy(self.model.state_dict()) if best is not None else None
         for epoch in range(self.epoch, epochs):
-            rng = np.random.default_rng([seed, epoch])
+            rng = np.random.default_rng([seed, epoch, rank])
             augment.set_random_state(seed=int(rng.integers(2**31)))
             torch.manual_seed(int(rng.integers(2**31)))
             self.model.train()
@@ -112,8 +113,8 @@ class Promise(TrainedMethod):
                 crop = augment(sample_crop(grids[case], self.config, rng))
                 points, labels = sample_clicks(torch.as_tensor(crop["label"]), self.config, rng)
                 emb = torch.as_tensor(crop["embeddings"])[None].to(dev) if self.config.lite else None
-                logits = self.model(torch.as_tensor(crop["image"])[None].float().to(dev), points.to(dev),
-                                    labels.to(dev), emb)
+                logits = net(torch.as_tensor(crop["image"])[None].float().to(dev), points.to(dev), labels.to(dev),
+                             emb)
                 target = (torch.as_tensor(crop["label"])[None] > 0.5).long().to(dev)
                 loss = loss_fn(logits, target)
                 optimiser.zero_grad()
@@ -134,12 +135,12 @@ class Promise(TrainedMethod):
                     best, best_state = record, copy.deepcopy(self.model.state_dict())
             self.history.append(record)
             self._optimiser_state = {"optimiser": optimiser.state_dict()}
-            if checkpoint is not None:
+            if checkpoint is not None and rank == 0:
                 self.save(checkpoint)
             yield Progress(self.epoch * steps, total, describe_epoch(record, epochs))
         if best_state is not None and best is not self.history[-1]:
             self.model.load_state_dict(best_state)
-            if checkpoint is not None:
+            if checkpoint is not None and rank == 0:
                 self.save(checkpoint)
         self.model.eval()
         kept = best or (self.history[-1] if self.history else None)
@@ -251,4 +252,13 @@ def describe_epoch(record: dict, epochs: int) -> str:
     if record["fg_max"] <= 0.5:
         text += " (warning: collapsed, no foreground probability above 0.5)"
     return text
+
+
+def distributed(model: torch.nn.Module, device: torch.device) -> tuple[int, torch.nn.Module]:
+    """This process's rank and the module to train: under ``torchrun`` (an initialised process group) the model
+    wrapped in `DistributedDataParallel`, which averages the gradients of all processes, else the model itself."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 0, model
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.distributed.get_rank(), torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
