@@ -102,3 +102,15 @@ def test_the_session_goes_with_its_image(make_napari_viewer, qtbot, cache_dir, e
     assert image in widget.sessions and widget.method is not None and not errors
     viewer.layers.remove(image)
     assert not widget.sessions and widget.method is not None  # the trained model stays
+
+
+def test_save_without_a_model_says_so_before_any_file_dialog(make_napari_viewer, monkeypatch, errors):
+    from napari_samed.widgets import fewshot
+
+    def dialog(*_args):
+        raise AssertionError("a file dialog opened")
+
+    monkeypatch.setattr(fewshot.QFileDialog, "getSaveFileName", dialog)
+    widget = FewShotWidget(make_napari_viewer())
+    widget.save_button.clicked.emit()
+    assert errors == ["no trained model to save: train one first"]

@@ -45,6 +45,18 @@ def setup(make_napari_viewer, cache_dir):
     return viewer, widget, image, labels
 
 
+def test_first_contact_chooses_the_only_volume_and_readies_the_boxes(make_napari_viewer, cache_dir):
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
+    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
+    assert widget.image.value is image  # the only 3D image, chosen without asking
+    points, boxes = widget.prompt_layers(image)
+    assert {points, boxes} <= set(viewer.layers) and viewer.layers.selection.active is boxes
+    assert boxes.mode == "add_rectangle" and "Draw a box" in widget.status.value
+    viewer.add_image(np.zeros((4, 8, 8)), name="second")
+    assert widget.image.value is image  # a second image does not take over
+
+
 def _finish(qtbot, widget, timeout=300_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 

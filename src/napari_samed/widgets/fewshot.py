@@ -233,6 +233,9 @@ class FewShotWidget(QWidget):
 
     def _ask_path(self, save: bool) -> None:
         pattern = "few-shot model (*.ckpt *.pt)"
+        if save and self.method is None:
+            show_error("no trained model to save: train one first")
+            return
         if save:
             path, _ = QFileDialog.getSaveFileName(self, "Save few-shot model", "fewshot.ckpt", pattern)
             if path:

@@ -33,6 +33,7 @@ KEYS = {
     "Shift-U": "undo the last result",
     "T": "toggle new points between positive (green) and negative (red)",
 }
+FIRST_STEP = "Draw a box around the object (or click it in the points layer): it is segmented at once"
 HELP = ("Draw boxes in the boxes layer and click points in the points layer, then segment.\n"
         "Keys (with a prompt layer selected): " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()))
 
@@ -97,11 +98,15 @@ class SegmentWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._forget)
-        self._on_image(self.image.value)
+        self._refresh_images()
 
     # -- layers --------------------------------------------------------------------------------------------
     def _refresh_images(self, _event=None) -> None:
+        """Update the image choices; with none chosen and one 3D image open, choose it."""
         self.image.reset_choices()
+        volumes = [layer for layer in self.image.choices if layer is not None and layer.ndim == 3 and not layer.rgb]
+        if self.image.value is None and len(volumes) == 1:
+            self.image.value = volumes[0]
 
     def _forget(self, event) -> None:
         """Drop the state of a removed layer (an image's session and the references to its result and prompt
@@ -111,8 +116,12 @@ class SegmentWidget(QWidget):
             self._running = None
 
     def _on_image(self, layer: Image | None) -> None:
+        """A 3D image chosen: its prompt layers, the boxes layer selected with the rectangle tool, and a hint."""
         if layer is not None and layer.ndim == 3 and not layer.rgb:
-            self.prompt_layers(layer)
+            _, boxes = self.prompt_layers(layer)
+            self.viewer.layers.selection.active = boxes
+            boxes.mode = "add_rectangle"
+            self.status.value = FIRST_STEP
 
     def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
         """The image's Points and Shapes prompt layers, created on first use."""
