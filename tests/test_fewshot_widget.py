@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import ROOT
+from napari.utils.theme import get_theme
 
 from napari_samed.masks import dice
 from napari_samed.methods.fewshot import ITERATIONS
@@ -114,3 +115,13 @@ def test_save_without_a_model_says_so_before_any_file_dialog(make_napari_viewer,
     widget = FewShotWidget(make_napari_viewer())
     widget.save_button.clicked.emit()
     assert errors == ["no trained model to save: train one first"]
+
+
+def test_plots_follow_the_theme(make_napari_viewer):
+    from matplotlib.colors import to_hex
+
+    viewer = make_napari_viewer()
+    plot = FewShotWidget(viewer).plot
+    for theme in ("dark", "light"):
+        viewer.theme = theme
+        assert to_hex(plot.figure.get_facecolor()) == get_theme(theme).background.as_hex()

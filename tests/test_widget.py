@@ -53,6 +53,8 @@ def test_first_contact_chooses_the_only_volume_and_readies_the_boxes(make_napari
     points, boxes = widget.prompt_layers(image)
     assert {points, boxes} <= set(viewer.layers) and viewer.layers.selection.active is boxes
     assert boxes.mode == "add_rectangle" and "Draw a box" in widget.status.value
+    assert all(f"(Shift-{k} " in button.tooltip for k, button in zip("SPNU", (
+        widget.segment_button, widget.propagate_button, widget.new_button, widget.undo_button), strict=True))
     viewer.add_image(np.zeros((4, 8, 8)), name="second")
     assert widget.image.value is image  # a second image does not take over
 

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
@@ -31,6 +29,7 @@ from ..methods import METHODS, Progress, Prompt, SlicePrompt, group_prompts
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import geometry_metadata
 from .common import chosen_volume, layer_choices, precision_field
+from .plots import ThemedPlot
 from .prompt_layers import layer_boxes, layer_points
 from .tasks import TaskRunner
 
@@ -78,13 +77,8 @@ class MethodRow(Container):
         return MethodSlot(self.method.value, self.model.value, Path(path) if path not in ("", ".") else None)
 
 
-class DscPlot(FigureCanvasQTAgg):
+class DscPlot(ThemedPlot):
     """Per-slice DSC of each method, with the current slice marked."""
-
-    def __init__(self):
-        figure = Figure(figsize=(3, 1.8), tight_layout=True)
-        super().__init__(figure)
-        self.axes = figure.add_subplot()
 
     def show_curves(self, curves: dict[str, np.ndarray], z: int) -> None:
         self.axes.clear()
@@ -96,7 +90,7 @@ class DscPlot(FigureCanvasQTAgg):
         self.axes.set_ylim(-0.02, 1.02)
         if curves:
             self.axes.legend(fontsize=6)
-        self.draw_idle()
+        self.style()
 
 
 class CompareWidget(QWidget):
@@ -134,7 +128,7 @@ class CompareWidget(QWidget):
         self.tasks = TaskRunner()
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)
-        self.plot = DscPlot()
+        self.plot = DscPlot(self.viewer)
         self.form = Container(widgets=[
             self.image, self.reference, self.points, self.boxes, *self.slots, self.device, self.precision, self.window,
             self.tolerance,

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
@@ -18,19 +16,18 @@ from ..methods.fewshot import ITERATIONS, FewShot
 from ..napari_io import geometry_metadata
 from ..tasks import Progress
 from .common import ModelFields, chosen_volume, forget, layer_choices
+from .plots import ThemedPlot
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
     import napari
 
 
-class LossPlot(FigureCanvasQTAgg):
+class LossPlot(ThemedPlot):
     """A small live training-loss curve."""
 
-    def __init__(self):
-        figure = Figure(figsize=(3, 1.8), tight_layout=True)
-        super().__init__(figure)
-        self.axes = figure.add_subplot()
+    def __init__(self, viewer):
+        super().__init__(viewer)
         self.axes.set_xlabel("iteration")
         self.axes.set_ylabel("loss")
         (self.line,) = self.axes.plot([], [])
@@ -74,7 +71,7 @@ class FewShotWidget(QWidget):
         self.segment_button = PushButton(text="Segment volume")
         self.save_button = PushButton(text="Save model")
         self.load_button = PushButton(text="Load model")
-        self.plot = LossPlot()
+        self.plot = LossPlot(self.viewer)
         self.tasks = TaskRunner(on_step=self._on_step)
         self.form = Container(widgets=[
             self.image, self.labels, self.model, self.checkpoint, self.device, self.precision, self.window,

@@ -66,11 +66,13 @@ class SegmentWidget(QWidget):
                              tooltip="on: a box or click segments the whole object, propagated from the prompted "
                                      "slices until it ends; prompts on other slices refine it. Off: the current "
                                      "slice only")
-        self.segment_button = PushButton(text="Segment slice")
-        self.propagate_button = PushButton(text="Propagate 3D")
-        self.new_button = PushButton(text="New object")
-        self.undo_button = PushButton(text="Undo")
-        self.embed_button = PushButton(text="Embed volume")
+        self.segment_button = PushButton(text="Segment slice", tooltip=_key_tip("Shift-S"))
+        self.propagate_button = PushButton(text="Propagate 3D", tooltip=_key_tip("Shift-P"))
+        self.new_button = PushButton(text="New object", tooltip=_key_tip("Shift-N"))
+        self.undo_button = PushButton(text="Undo", tooltip=_key_tip("Shift-U"))
+        self.embed_button = PushButton(text="Embed volume",
+                                       tooltip="embed every slice now (the current one first), so that later "
+                                               "prompts answer at once")
         self.tasks = TaskRunner(on_step=self._show_partial)
         self._running: Image | None = None  # the image of the running task, while it may show partial results
         self._amend = False  # a partial result of the running task is applied: its result amends that undo step
@@ -360,6 +362,11 @@ class SegmentWidget(QWidget):
         if self._pending_auto:
             self._pending_auto = False
             self.segment_slice()
+
+
+def _key_tip(key: str) -> str:
+    """A button's tooltip: what it does and its key (with a prompt layer selected)."""
+    return f"{KEYS[key][0].upper()}{KEYS[key][1:]} ({key} with a prompt layer selected)"
 
 
 def _one_object(task, label: int):
