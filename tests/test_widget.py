@@ -150,6 +150,7 @@ def test_one_click_in_3d_gives_the_whole_object_and_one_undo_removes_it(qtbot, s
     result = widget.result_layer(image).data
     assert (result == 1).any(axis=(1, 2)).sum() > 20 and dice(result == 1, organ) >= 0.85
     assert widget.status.value.startswith("object 1: slices") and "stopped above" in widget.status.value
+    assert widget.progress.value() == widget.progress.maximum() > 0  # full, though propagation stopped early
     widget.undo()
     assert not result.any()
 
@@ -175,6 +176,7 @@ def test_gui_stays_responsive_and_cancel_leaves_a_usable_cache(qtbot, setup, tmp
     qtbot.wait(500)
     widget.cancel()
     _finish(qtbot, widget, timeout=30_000)
+    assert widget.status.value.startswith("cancelled (embedding")
     timer.stop()
     assert len(ticks) > 50  # the event loop kept running throughout the embedding
     emb = VolumeEmbeddings(image.data, load_backbone(), "auto", tmp_path)

@@ -28,6 +28,7 @@ class TaskRunner:
     def __init__(self, on_step: Callable[[Progress], None] | None = None):
         self.worker = None
         self.on_step = on_step
+        self._failed = False
         self.progress = QProgressBar()
         self.status = Label(value="")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -45,14 +46,14 @@ class TaskRunner:
 
     def start(self, run: Callable, total: int, desc: str, returned: Callable | None = None,
               finished: Callable[[], None] | None = None) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(0)
+        self.progress.setRange(0, 0)  # busy (no count) until the task's first step: loading a model, embedding
         self.status.value = desc
+        self._failed = False
         self.cancel_button.enabled = True
         self.worker = create_worker(run, _progress={"total": total, "desc": desc}, _start_thread=False,
                                     _ignore_errors=True)
         self.worker.yielded.connect(self._on_step)
-        self.worker.errored.connect(report)
+        self.worker.errored.connect(self._on_error)
         if returned is not None:
             self.worker.returned.connect(returned)
         self.worker.finished.connect(self._on_finished)
@@ -71,6 +72,20 @@ class TaskRunner:
         if self.on_step is not None:
             self.on_step(step)
 
+    def _on_error(self, exc: Exception) -> None:
+        self._failed = True
+        self.status.value = "failed"
+        report(exc)
+
     def _on_finished(self) -> None:
+        """The bar ends full when the task ended early by itself (a propagation that stopped); a cancelled or
+        failed task says so."""
+        cancelled = self.worker.abort_requested
         self.worker = None
         self.cancel_button.enabled = False
+        self.progress.setRange(0, 1)
+        if cancelled:
+            self.status.value = f"cancelled ({self.status.value})"
+            self.progress.setValue(0)
+        elif not self._failed:
+            self.progress.setValue(1)
