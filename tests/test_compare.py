@@ -188,3 +188,11 @@ def test_compare_widget_bad_input(make_napari_viewer, errors):
     assert "reference label is empty" in errors[-1]
     widget.grid.value = True
     assert "compare methods first" in errors[-1] and not widget.grid.value and widget.worker is None
+
+
+def test_compare_fits_beside_the_segment_widget_on_a_1000_pixel_screen(make_napari_viewer):
+    viewer = make_napari_viewer()
+    compare, segment = CompareWidget(viewer), SegmentWidget(viewer)
+    # the issue measured 956 px for Compare alone; napari's own window takes about 150 px of the 1000
+    assert compare.minimumSizeHint().height() + segment.minimumSizeHint().height() < 850
+    assert all(row.use.text == "use" and row.model.tooltip for row in compare.slots)

@@ -10,7 +10,16 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..errors import SamedError
 from ..evaluation.compare import (
@@ -56,16 +65,18 @@ class MethodRow(Container):
     """One method slot: use it or not, the method, its backbone model, its checkpoint, and its status."""
 
     def __init__(self, method: str, enabled: bool):
-        self.use = CheckBox(value=enabled)
-        self.method = ComboBox(choices=list(METHODS), value=method)
-        self.model = ComboBox(choices=list(BACKBONES), value=DEFAULT_BACKBONE)
+        self.use = CheckBox(text="use", value=enabled, tooltip="run this method in the comparison")
+        self.method = ComboBox(choices=list(METHODS), value=method, tooltip="method")
+        self.model = ComboBox(choices=list(BACKBONES), value=DEFAULT_BACKBONE,
+                              tooltip="backbone model (untrained methods; a trained one uses its own)")
         self.checkpoint = FileEdit(mode="r", filter="*.ckpt *.pt *.pth", value="",
                                    tooltip="trained methods: their checkpoint; zero-shot: weights of models "
                                            "other than lite-medsam")
         self.status = Label(value="")
         super().__init__(widgets=[
             Container(widgets=[self.use, self.method, self.model], layout="horizontal", labels=False),
-            self.checkpoint, self.status], labels=False)
+            Container(widgets=[Label(value="file"), self.checkpoint], layout="horizontal", labels=False),
+            self.status], labels=False)
         self.method.changed.connect(self._on_method)
         self._on_method(method)
 
@@ -136,11 +147,20 @@ class CompareWidget(QWidget):
             Container(widgets=[self.grid, self.export_button], layout="horizontal", labels=False),
             self.tasks.status,
         ])
+        # The form scrolls and the results share a splitter: the widget fits beside the Segment widget on a
+        # 1000-pixel-high screen.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form.native)
+        results = QSplitter(Qt.Orientation.Vertical)
+        results.addWidget(self.table)
+        results.addWidget(self.plot)
+        self.table.setMinimumHeight(90)
+        self.plot.setMinimumHeight(120)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
+        layout.addWidget(scroll, stretch=1)
         layout.addWidget(self.tasks.progress)
-        layout.addWidget(self.table)
-        layout.addWidget(self.plot)
+        layout.addWidget(results, stretch=1)
 
         self.run_button.clicked.connect(self.compare)
         self.grid.changed.connect(self.side_by_side)
