@@ -335,6 +335,7 @@ class CompareWidget(QWidget):
                 self.viewer.layers.move(self.viewer.layers.index(layer), i)
             grid.stride = 2
             grid.enabled = True
+            self.viewer.reset_view()  # every cell shows its whole image
         else:
             grid.enabled = False
             for copy in self._copies:
