@@ -57,6 +57,11 @@ def test_first_contact_chooses_the_only_volume_and_readies_the_boxes(make_napari
         widget.segment_button, widget.propagate_button, widget.new_button, widget.undo_button), strict=True))
     viewer.add_image(np.zeros((4, 8, 8)), name="second")
     assert widget.image.value is image  # a second image does not take over
+    viewer.layers.selection.active = boxes
+    result = widget.result_layer(image)  # created with the first result
+    assert viewer.layers.selection.active is boxes  # the prompt layer stays selected, its keys alive
+    keys = {str(k) for k in boxes.keymap if "Shift" in str(k)}
+    assert len(keys) == 4 and keys <= {str(k) for k in result.keymap}
 
 
 def _finish(qtbot, widget, timeout=300_000):

@@ -157,8 +157,12 @@ class SegmentWidget(QWidget):
         session = self.session(image)
         layer = self.results.get(image)
         if layer is None or layer not in self.viewer.layers:
+            active = self.viewer.layers.selection.active
             layer = self.viewer.add_labels(session.labels, name=f"{image.name} segmentation", scale=image.scale,
                                            metadata=geometry_metadata(image))
+            self._bind_keys(layer)  # the keys work with the result selected too
+            if active is not None:
+                self.viewer.layers.selection.active = active  # napari selects a new layer: keep the user's
             self.results[image] = layer
         return layer
 
