@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_samed"
 
 #: Bottom to top: a module may import its own layer and those below, never one above.
@@ -84,9 +82,8 @@ def test_only_the_gui_imports_napari_or_qt():
     assert not found, "napari/Qt imported outside the GUI:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("module", ["napari_samed.cli", "napari_samed.interactive", "napari_samed.evaluation.report"])
-def test_headless_modules_load_without_napari_or_qt(module):
-    code = (f"import sys, {module}; "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {GUI!r}))")
+def test_headless_modules_load_without_napari_or_qt():
+    modules = "napari_samed.cli, napari_samed.interactive, napari_samed.evaluation.report, napari_samed.methods"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] in {GUI!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
