@@ -87,13 +87,13 @@ def write_labels_layer(path: str, data: np.ndarray, meta: dict) -> list[str]:
 
 
 def sample_ct() -> list[tuple]:
-    """napari sample: the synthetic CT volume (HU) and its reference labels (1 organ, 2 lesion), hidden and drawn
-    as outlines when shown, so that they are not mistaken for the results (which take the same label colours)."""
+    """napari sample: the synthetic CT volume (HU) and its reference labels (1 organ, 2 lesion), hidden, so that
+    they are not mistaken for the results (which take the same label colours)."""
     volume, labels = make_phantom(0)
     meta = {GEOMETRY_KEY: volume.geometry}
     return [
         (volume.data, {"name": "sample CT", "scale": volume.spacing, "contrast_limits": (-160, 240),
                        "metadata": meta}, "image"),
-        (labels, {"name": "sample CT reference", "scale": volume.spacing, "metadata": meta, "visible": False,
-                  "contour": 1}, "labels"),
+        (labels, {"name": "sample CT reference", "scale": volume.spacing, "metadata": meta, "visible": False},
+         "labels"),
     ]

@@ -15,6 +15,8 @@ class ThemedPlot(FigureCanvasQTAgg):
         self.viewer = viewer
         self.axes = self.figure.add_subplot()
         viewer.events.theme.connect(self.style)
+        style = self.style
+        self.destroyed.connect(lambda *_: viewer.events.theme.disconnect(style))
         self.style()
 
     def style(self, _event=None) -> None:
@@ -28,4 +30,5 @@ class ThemedPlot(FigureCanvasQTAgg):
         self.axes.tick_params(colors=text, labelcolor=text)
         self.axes.xaxis.label.set_color(text)
         self.axes.yaxis.label.set_color(text)
-        self.draw_idle()
+        if self.isVisible():  # a hidden canvas draws when it is shown
+            self.draw_idle()

@@ -83,9 +83,9 @@ class TaskRunner:
         cancelled = self.worker.abort_requested
         self.worker = None
         self.cancel_button.enabled = False
-        self.progress.setRange(0, 1)
+        if self.progress.maximum() == 0:  # still busy: the task yielded no step
+            self.progress.setRange(0, 1)
         if cancelled:
             self.status.value = f"cancelled ({self.status.value})"
-            self.progress.setValue(0)
         elif not self._failed:
-            self.progress.setValue(1)
+            self.progress.setValue(self.progress.maximum())
