@@ -85,7 +85,7 @@ def main() -> None:
            "crops": args.crops, "steps": len(losses), "train_s": round(seconds), "threads": torch.get_num_threads(),
            "loss_first10": round(float(np.mean(losses[:10])), 3), "loss_last10": round(float(np.mean(losses[-10:])), 3),
            "history": method.history, "click": click,
-           "promise_click3d": round(method.one_click_dsc(grid, mask, volume.spacing), 4),
+           "promise_click3d": round(method.one_click_dsc(grid, mask, click), 4),
            "warnings": [str(w.message) for w in caught if "collapsed" in str(w.message)]}
     if args.zero_shot:
         row.update({k: round(v, 4) for k, v in zero_shot_scores(volume, mask, click, args.cache).items()})

@@ -99,11 +99,17 @@ class TrainedMethod:
         state = cls.read(path)
         if backbone is None:
             backbone = open_backbone(state, device, precision)
-        elif state["backbone"] != backbone.name or state["weights_id"] != backbone.weights_id:
+        else:
+            cls.check_backbone(state, backbone, path)
+        return cls.from_state(state, backbone, path)
+
+    @classmethod
+    def check_backbone(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> None:
+        """`SamedError` unless the checkpoint ``state`` was trained on ``backbone``'s name and weights."""
+        if state["backbone"] != backbone.name or state["weights_id"] != backbone.weights_id:
             raise SamedError(
                 f"{cls.what} checkpoint {path} was trained on {state['backbone']} (weights "
                 f"{state['weights_id'][:12]}), not on the loaded {backbone.name} (weights {backbone.weights_id[:12]})")
-        return cls.from_state(state, backbone, path)
 
     # -- preprocessing -----------------------------------------------------------------------------------------
     def window_note(self, data: np.ndarray, chosen: str | tuple | None = None) -> str | None:

@@ -85,7 +85,9 @@ class Promise(TrainedMethod):
                     yield Progress(0, 1, f"volume {i + 1}/{len(cases) + len(validation)}: embedding slice "
                                          f"{done}/{total}")
             grids.append(grid)
-        grids, checks = grids[:len(cases)], list(zip(grids[len(cases):], validation, strict=True))
+        checks = [(grid, mask > 0, deepest_point(mask > 0, volume.spacing))  # the click of each held-out case
+                  for grid, (volume, mask) in zip(grids[len(cases):], validation, strict=True)]
+        grids = grids[:len(cases)]
         dev = self.backbone.device
         params = [p for p in self.model.parameters() if p.requires_grad]
         rank, net = distributed(self.model, dev)
@@ -129,8 +131,8 @@ class Promise(TrainedMethod):
             self.epoch = epoch + 1
             record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "fg_max": fg_max, "val_dsc": None}
             if checks:
-                record["val_dsc"] = float(np.mean([self.one_click_dsc(grid, mask > 0, volume.spacing)
-                                                   for grid, (volume, mask) in checks]))
+                record["val_dsc"] = float(np.mean([self.one_click_dsc(grid, mask, click)
+                                                   for grid, mask, click in checks]))
                 if best is None or record["val_dsc"] > best["val_dsc"]:
                     best, best_state = record, copy.deepcopy(self.model.state_dict())
             self.history.append(record)
@@ -152,20 +154,18 @@ class Promise(TrainedMethod):
 
     def _resume(self, path: str | os.PathLike) -> None:
         state = self.read(path)
-        if state["backbone"] != self.backbone.name or state["weights_id"] != self.backbone.weights_id:
-            raise SamedError(f"checkpoint {path} was trained on {state['backbone']} (other weights); name a new "
-                             f"checkpoint file")
+        self.check_backbone(state, self.backbone, path)
         config = PromiseConfig.from_dict(state["config"])
         if config != self.config:
             raise SamedError(f"checkpoint {path} was trained with another configuration ({config.describe()}) than "
                              f"this training ({self.config.describe()}); name a new checkpoint file")
         self._load_state(state, path)
 
-    def one_click_dsc(self, grid: GridVolume, mask: np.ndarray, spacing) -> float:
-        """DSC of the object ``mask`` (on the volume of ``grid``) segmented from one click at its deepest voxel."""
-        clicks = np.array([deepest_point(mask, spacing)], float)
+    def one_click_dsc(self, grid: GridVolume, mask: np.ndarray, click: tuple[int, int, int]) -> float:
+        """DSC of the object ``mask`` (on the volume of ``grid``) segmented from one positive ``click`` (z, y, x),
+        e.g. at its deepest voxel (`masks.deepest_point`)."""
         self.model.eval()
-        pred = grid.to_volume(self.predict(grid, grid.to_grid(clicks), np.ones(1, np.int64)))
+        pred = grid.to_volume(self.predict(grid, grid.to_grid(np.array([click], float)), np.ones(1, np.int64)))
         return dice(pred, mask)
 
     # -- inference -----------------------------------------------------------------------------------------
