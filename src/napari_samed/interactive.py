@@ -28,8 +28,9 @@ Masks = dict[int, np.ndarray]
 class InteractiveSession:
     """Interactive zero-shot segmentation of one image into a label volume, object by object.
 
-    Objects are numbered 1, 2, ...; segmenting a slice replaces the current object's mask on that slice and
-    never changes another object's voxels.
+    Objects are numbered 1, 2, ...; segmenting replaces the current object's mask on the slices it covers and
+    never changes another object's voxels. A locked object cannot be segmented again, and its voxels act as
+    negative prompts for the others (``avoid``).
     """
 
     def __init__(self, image: np.ndarray, cache_dir: str | os.PathLike | None = None,
@@ -43,6 +44,7 @@ class InteractiveSession:
         self._window_checked: set[tuple] = set()
         self.labels = np.zeros(image.shape, np.uint16)
         self.current_label = 1
+        self.locked: set[int] = set()
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
         self._undo: list[dict[int, np.ndarray]] = []
@@ -99,27 +101,35 @@ class InteractiveSession:
                       points: list[tuple[float, float]] = (), point_labels: list[int] = ()) -> Task[Masks]:
         """The current object's mask on slice ``z`` from a box and/or points."""
         emb = self._ready()
+        self._editable(self.current_label)
         prompt = SlicePrompt(int(z), self.current_label, box, list(points), list(point_labels))
         check_prompts([prompt], self.image.shape)
         if not emb.has(z):
             yield Progress(0, 1, f"embedding slice {z}")
-        mask = ZeroShot(emb.backbone).segment_slice(emb, prompt)
+        avoid = self.avoid()
+        mask = ZeroShot(emb.backbone).segment_slice(emb, prompt, None if avoid is None else avoid[int(z)])
         yield Progress(1, 1, f"slice {z}")
         return {int(z): mask}
 
-    def segment_boxes(self, z: int, boxes: list[tuple[int, int, int, int]]) -> Task[dict[int, Masks]]:
-        """Objects 1, 2, ... from the boxes on slice ``z`` in order, decoded as one batch: {label: {z: mask}}."""
+    def segment_boxes(self, z: int, boxes: list[tuple[int, int, int, int]],
+                      labels: list[int] | None = None) -> Task[dict[int, Masks]]:
+        """Objects ``labels`` (default 1, 2, ...) from the boxes on slice ``z`` in order, decoded as one batch:
+        {label: {z: mask}}."""
         emb = self._ready()
-        check_prompts([SlicePrompt(int(z), i, box) for i, box in enumerate(boxes, start=1)], self.image.shape)
+        labels = list(labels or range(1, len(boxes) + 1))
+        for label in labels:
+            self._editable(label)
+        check_prompts([SlicePrompt(int(z), i, box) for i, box in zip(labels, boxes, strict=True)], self.image.shape)
         if not emb.has(z):
             yield Progress(0, 1, f"embedding slice {z}")
         masks = ZeroShot(emb.backbone).segment_boxes(emb, int(z), boxes)
         yield Progress(1, 1, f"slice {z}: {len(boxes)} boxes")
-        return {i: {int(z): m} for i, m in enumerate(masks, start=1)}
+        return {label: {int(z): m} for label, m in zip(labels, masks, strict=True)}
 
     def segment_click_3d(self, z: int, points: list[tuple[float, float]], point_labels: list[int]) -> Task[Masks]:
         """The current object in 3D from clicks on slice ``z`` with the configured ProMISe model."""
         emb = self._ready()
+        self._editable(self.current_label)
         if self.trained is None or self.trained.interactive != "click3d":
             raise SamedError("no ProMISe model loaded: choose a ProMISe checkpoint as the trained model")
         prompt = SlicePrompt(int(z), 1, None, list(points), list(point_labels))
@@ -132,6 +142,7 @@ class InteractiveSession:
         Starts from ``box`` when given, else from the object's mask already on slice ``z``.
         """
         emb = self._ready()
+        self._editable(self.current_label)
         z = int(z)
         if box is not None:
             start = yield from self.segment_slice(z, box)
@@ -144,7 +155,7 @@ class InteractiveSession:
             raise SamedError(f"object {self.current_label} has no mask on slice {z} to propagate; draw a box first")
         masks = {z: mask}
         total = self.image.shape[0]
-        for step in propagate(emb.backbone, emb, z, mask, (0, total - 1)):
+        for step in propagate(emb.backbone, emb, z, mask, (0, total - 1), avoid=self.avoid()):
             masks[step.z] = step.mask
             yield Progress(len(masks), total, f"propagating, slice {step.z}")
         yield Progress(total, total, f"propagated over {len(masks)} slices")
@@ -157,8 +168,9 @@ class InteractiveSession:
         ``partial`` {label: masks}, to `apply` at once and `amend` with the whole result."""
         emb = self._ready()
         label = self.current_label
-        result = yield from relay(ZeroShot(emb.backbone).segment_object(emb, ObjectPrompt3D(label, list(prompts))),
-                                  lambda step: replace(step, partial=step.partial and {label: step.partial}))
+        self._editable(label)
+        run = ZeroShot(emb.backbone).segment_object(emb, ObjectPrompt3D(label, list(prompts)), avoid=self.avoid())
+        result = yield from relay(run, lambda step: replace(step, partial=step.partial and {label: step.partial}))
         empty = np.zeros(self.image.shape[1:], bool)
         for z in np.flatnonzero((self.labels == label).any(axis=(1, 2))):
             result.masks.setdefault(int(z), empty)
@@ -176,6 +188,8 @@ class InteractiveSession:
         takes another object's voxels, except that a later object in ``objects`` paints over an earlier one
         (a lesion box after its organ's box). ``amend``: add to the last undo step instead (the rest of a result
         whose first part was applied already)."""
+        for label in objects:
+            self._editable(label)
         saved: dict[int, np.ndarray] = self._undo.pop() if amend and self._undo else {}
         for z in sorted({z for masks in objects.values() for z in masks}):
             if z not in saved:
@@ -197,8 +211,48 @@ class InteractiveSession:
         return True
 
     def new_object(self) -> int:
-        """Start the next object: one above the highest label in use (or the current one, if still empty)."""
-        if (self.labels == self.current_label).any():
-            self.current_label = int(self.labels.max()) + 1
+        """Start the next object: one above the highest label in use (or the current one, if still empty and not
+        locked)."""
+        if (self.labels == self.current_label).any() or self.current_label in self.locked:
+            self.current_label = max(int(self.labels.max()), *self.locked, self.current_label) + 1
         return self.current_label
 
+    # -- objects ---------------------------------------------------------------------------------------------
+    def objects(self) -> dict[int, tuple[int, int, int]]:
+        """Each object in the label volume, and the current one: {label: (first slice, last slice, slices)};
+        (-1, -1, 0) for an object without voxels."""
+        used = np.flatnonzero(self.labels.any(axis=(1, 2)))
+        planes = self.labels[used]
+        out = {}
+        for label in sorted(set(np.unique(planes).tolist()) - {0} | {self.current_label} | self.locked):
+            zs = used[(planes == label).any(axis=(1, 2))]
+            out[label] = (int(zs[0]), int(zs[-1]), len(zs)) if len(zs) else (-1, -1, 0)
+        return out
+
+    def select(self, label: int) -> None:
+        """Make ``label`` the current object: the next prompts and results are its."""
+        if label < 1:
+            raise SamedError(f"object labels start at 1; got {label}")
+        self.current_label = int(label)
+
+    def delete(self, label: int) -> None:
+        """Remove an object's voxels (one undo step) and its lock."""
+        self.locked.discard(label)
+        zs = np.flatnonzero((self.labels == label).any(axis=(1, 2)))
+        self._undo.append({int(z): self.labels[z].copy() for z in zs})
+        for z in zs:
+            self.labels[z][self.labels[z] == label] = 0
+
+    def lock(self, label: int, locked: bool = True) -> None:
+        """Lock an object (it is never segmented again or overwritten; its voxels act as negative prompts for the
+        others) or unlock it."""
+        (self.locked.add if locked else self.locked.discard)(label)
+
+    def avoid(self) -> np.ndarray | None:
+        """The voxels the current object must not take: the locked objects' (None when none is locked)."""
+        others = self.locked - {self.current_label}
+        return np.isin(self.labels, list(others)) if others else None
+
+    def _editable(self, label: int) -> None:
+        if label in self.locked:
+            raise SamedError(f"object {label} is locked: unlock it to segment it again")

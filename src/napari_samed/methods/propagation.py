@@ -116,11 +116,13 @@ def quality(logits: np.ndarray, iou: float, first: np.ndarray, previous: np.ndar
 
 def propagate(backbone: Backbone, embeddings: VolumeEmbeddings, z: int, mask: np.ndarray,
               z_range: tuple[int, int], limit: tuple[int, int, int, int] | None = None,
-              rule: StopRule = DEFAULT_STOP) -> Generator[Propagated, None, dict[int, Stop]]:
+              rule: StopRule = DEFAULT_STOP, avoid: np.ndarray | None = None
+              ) -> Generator[Propagated, None, dict[int, Stop]]:
     """From ``mask`` (non-empty) on slice ``z``, segment the slices above, then below, within ``z_range``.
 
-    ``limit`` clips every prompt box (a box known to hold the object). Yields each kept slice; returns where
-    and why each direction stopped: ``{+1: Stop, -1: Stop}``.
+    ``limit`` clips every prompt box (a box known to hold the object). ``avoid``: a (z, y, x) mask of voxels the
+    object must not take (locked objects), cut from every slice's mask before it prompts the next. Yields each
+    kept slice; returns where and why each direction stopped: ``{+1: Stop, -1: Stop}``.
     """
     shape = embeddings.slice_shape
     margin = max(2, round(0.01 * max(shape)))
@@ -135,6 +137,8 @@ def propagate(backbone: Backbone, embeddings: VolumeEmbeddings, z: int, mask: np
             embedding = embeddings.get(zz)
             out = backbone.decode(embedding, shape, boxes=np.array([box]))
             logits = out.logits[0, 0].numpy()
+            if avoid is not None:
+                logits = np.where(avoid[zz], -10.0, logits)  # below every threshold, stability's -1 too
             if not (logits > 0).any():
                 reason = "empty mask"
                 break

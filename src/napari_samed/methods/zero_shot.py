@@ -8,11 +8,11 @@ trying candidate boxes around the positive points and keeping the most plausible
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..masks import grow_box, label_dtype, mask_bbox
+from ..masks import deepest_point, grow_box, label_dtype, mask_bbox
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..tasks import Progress, Task, relay
@@ -37,13 +37,22 @@ def _respects(mask: np.ndarray, positives: np.ndarray, negatives: np.ndarray) ->
     return all(pos) and not any(neg)
 
 
+def _best_box(backbone: Backbone, embedding, shape: tuple[int, int], boxes: list, positives: np.ndarray,
+              negatives: np.ndarray) -> np.ndarray:
+    """Decode candidate ``boxes`` as one batch; the mask with the best IoU-head score among those that hold every
+    positive and no negative point wins (the best-scored mask when none does)."""
+    out = backbone.decode(embedding, shape, boxes=np.array(boxes))
+    masks = out.masks()[:, 0]
+    ok = np.array([m.any() and _respects(m, positives, negatives) for m in masks])
+    return masks[int(np.argmax(out.iou[:, 0].numpy() + ok))]  # a mask that respects the clicks beats any other
+
+
 def click_to_mask(backbone: Backbone, embedding, shape: tuple[int, int], positives: np.ndarray,
                   negatives: np.ndarray) -> np.ndarray:
     """Segment from clicks with a box-only decoder.
 
-    Candidate boxes of growing size around the positive points go through the decoder as one batch; the mask
-    with the best IoU-head score among those that hold every positive and no negative point wins. Its own
-    bounding box is then decoded again, a few rounds, while the result still respects the points.
+    Candidate boxes of growing size around the positive points go through the decoder as one batch (`_best_box`).
+    The winner's own bounding box is then decoded again, a few rounds, while the result still respects the points.
     Measured on single clicks (docs/benchmarks.md): the IoU head picks better than mask stability, their
     product, the refined mask's IoU or a penalty for masks that touch their box.
     """
@@ -51,10 +60,7 @@ def click_to_mask(backbone: Backbone, embedding, shape: tuple[int, int], positiv
     y1, x1 = positives.max(axis=0)
     core = (int(y0), int(x0), int(np.ceil(y1)), int(np.ceil(x1)))
     boxes = [grow_box(core, max(2, round(f * max(shape))), shape) for f in CLICK_MARGINS]
-    out = backbone.decode(embedding, shape, boxes=np.array(boxes))
-    masks = out.masks()[:, 0]
-    ok = np.array([m.any() and _respects(m, positives, negatives) for m in masks])
-    best = masks[int(np.argmax(out.iou[:, 0].numpy() + ok))]  # a mask that respects the clicks beats any other
+    best = _best_box(backbone, embedding, shape, boxes, positives, negatives)
     margin = max(2, round(0.01 * max(shape)))
     for _ in range(CLICK_REFINE):
         box = mask_bbox(best)
@@ -65,6 +71,49 @@ def click_to_mask(backbone: Backbone, embedding, shape: tuple[int, int], positiv
             break
         best = refined
     return best
+
+
+def box_with_clicks(backbone: Backbone, embedding, shape: tuple[int, int], box: tuple[int, int, int, int],
+                    positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """A box refined by clicks, with a box-only decoder: positive points outside the box extend it, and a
+    negative point inside it offers the four boxes cut at that point that still hold the positives; the
+    candidates (also the box grown a little) are decoded as one batch and chosen by `_best_box`."""
+    ys = [box[0], box[2], *positives[:, 0]]
+    xs = [box[1], box[3], *positives[:, 1]]
+    base = (int(min(ys)), int(min(xs)), int(np.ceil(max(ys))), int(np.ceil(max(xs))))
+    boxes = [base] + [grow_box(base, max(2, round(f * max(shape))), shape) for f in CLICK_MARGINS[:2]]
+    py, px = (positives[:, 0], positives[:, 1]) if len(positives) else (np.array([]), np.array([]))
+    for y, x in negatives.astype(int):
+        y0, x0, y1, x1 = base
+        if not (y0 <= y <= y1 and x0 <= x <= x1):
+            continue
+        for cut in ((y + 1, x0, y1, x1), (y0, x0, y - 1, x1), (y0, x + 1, y1, x1), (y0, x0, y1, x - 1)):
+            if cut[0] <= cut[2] and cut[1] <= cut[3] and np.all((py >= cut[0]) & (py <= cut[2])
+                                                                   & (px >= cut[1]) & (px <= cut[3])):
+                boxes.append(cut)
+    return _best_box(backbone, embedding, shape, boxes, positives, negatives)
+
+
+def lock_negatives(prompt: SlicePrompt, avoid: np.ndarray) -> SlicePrompt:
+    """``prompt`` with a negative click at the deepest pixel of each part of ``avoid`` (a slice mask of voxels the
+    object must not take) near it: inside its box, or within the widest click margin of its positive points."""
+    from scipy import ndimage
+
+    shape = avoid.shape
+    if prompt.box is not None:
+        region = prompt.box
+    else:
+        (y0, x0), (y1, x1) = prompt.positives.min(axis=0), prompt.positives.max(axis=0)
+        region = grow_box((int(y0), int(x0), int(y1), int(x1)), round(CLICK_MARGINS[-1] * max(shape)), shape)
+    y0, x0, y1, x1 = region
+    near = np.zeros_like(avoid)
+    near[y0:y1 + 1, x0:x1 + 1] = avoid[y0:y1 + 1, x0:x1 + 1]
+    parts, n = ndimage.label(near)
+    if not n:
+        return prompt
+    clicks = [deepest_point(parts == i) for i in range(1, n + 1)]
+    return replace(prompt, points=[*prompt.points, *[(float(y), float(x)) for y, x in clicks]],
+                   point_labels=[*prompt.point_labels, *[0] * n])
 
 
 @dataclass
@@ -147,19 +196,20 @@ class ZeroShot:
                     yield Progress(done, total, f"object {obj.label}, slice {z}")
         return labels, objects
 
-    def segment_object(self, embeddings: VolumeEmbeddings, obj: ObjectPrompt3D,
-                       rule: StopRule = DEFAULT_STOP) -> Task[Object3D]:
+    def segment_object(self, embeddings: VolumeEmbeddings, obj: ObjectPrompt3D, rule: StopRule = DEFAULT_STOP,
+                       avoid: np.ndarray | None = None) -> Task[Object3D]:
         """Task: one object through the volume from its prompts on one or more slices.
 
         Each prompted slice is segmented from its own prompts (yielded as the ``partial`` result {z: mask}, so a
         GUI can show them at once); propagation (`propagation.propagate`, stopped by ``rule``) then goes below the
         lowest and above the highest prompted slice, and from each prompted slice halfway to the next.
+        ``avoid``: a (z, y, x) mask of voxels the object must not take (locked objects), see `segment_slice`.
         """
         check_prompts([obj], embeddings.data.shape)
         result = Object3D(obj.label)
         nz = embeddings.num_slices
         for prompt in sorted(obj.slices, key=lambda p: p.z):
-            mask = self.segment_slice(embeddings, prompt)
+            mask = self.segment_slice(embeddings, prompt, None if avoid is None else avoid[prompt.z])
             result.masks[prompt.z] = result.masks[prompt.z] | mask if prompt.z in result.masks else mask
         yield Progress(len(result.masks), nz, f"object {obj.label}: prompted slices done, propagating",
                        partial=dict(result.masks))
@@ -173,7 +223,7 @@ class ZeroShot:
             low = 0 if i == 0 else (zs[i - 1] + z) // 2 + 1
             high = nz - 1 if i == len(zs) - 1 else (z + zs[i + 1]) // 2
             if result.masks[z].any():
-                run = propagate(self.backbone, embeddings, z, result.masks[z], (low, high), rule=rule)
+                run = propagate(self.backbone, embeddings, z, result.masks[z], (low, high), rule=rule, avoid=avoid)
                 stops = yield from relay(run, keep)
                 if i == 0:
                     result.stops[-1] = stops[-1]
@@ -191,19 +241,33 @@ class ZeroShot:
         return np.concatenate([self.backbone.decode(embedding, shape, boxes=boxes[i:i + BOX_CHUNK]).masks()[:, 0]
                                for i in range(0, len(boxes), BOX_CHUNK)])
 
-    def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt) -> np.ndarray:
-        """Boolean mask of one object on its slice."""
+    def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt,
+                      avoid: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask of one object on its slice.
+
+        A box-only backbone takes a box with clicks through `box_with_clicks` and clicks alone through
+        `click_to_mask`. ``avoid``: a slice mask the object must not take (locked objects): its parts near the
+        prompt become negative clicks (`lock_negatives`) and it is cut from the mask.
+        """
+        if avoid is not None and avoid.any():
+            obj = lock_negatives(obj, avoid)
         emb, shape = embeddings.get(obj.z), embeddings.slice_shape
         box = None if obj.box is None else np.array([obj.box])
         if self.backbone.spec.box_only or not obj.points:
             if box is None:
-                return click_to_mask(self.backbone, emb, shape, obj.positives, obj.negatives)
-            return self.backbone.decode(emb, shape, boxes=box).masks()[0, 0]
-        points = np.array(obj.points, dtype=float)[None]
-        labels = np.array(obj.point_labels)[None]
-        multimask = box is None and len(obj.points) == 1  # a lone click is ambiguous: keep SAM's best guess
-        out = self.backbone.decode(emb, shape, boxes=box, points=points, point_labels=labels, multimask=multimask)
-        return out.masks()[0, int(out.iou[0].argmax())]
+                mask = click_to_mask(self.backbone, emb, shape, obj.positives, obj.negatives)
+            elif obj.points:
+                mask = box_with_clicks(self.backbone, emb, shape, obj.box, obj.positives, obj.negatives)
+            else:
+                mask = self.backbone.decode(emb, shape, boxes=box).masks()[0, 0]
+        else:
+            points = np.array(obj.points, dtype=float)[None]
+            labels = np.array(obj.point_labels)[None]
+            multimask = box is None and len(obj.points) == 1  # a lone click is ambiguous: keep SAM's best guess
+            out = self.backbone.decode(emb, shape, boxes=box, points=points, point_labels=labels,
+                                       multimask=multimask)
+            mask = out.masks()[0, int(out.iou[0].argmax())]
+        return mask if avoid is None else mask & ~avoid
 
     def propagate_box(self, embeddings: VolumeEmbeddings, obj: BoxPrompt3D,
                       rule: StopRule = UNTIL_EMPTY) -> Iterator[tuple[int, np.ndarray]]:
