@@ -62,3 +62,15 @@ def test_deleting_an_object_is_one_undo_step(session):
     assert not s.labels.any() and not s.locked and s.objects() == {1: (-1, -1, 0)}
     assert s.undo()
     np.testing.assert_array_equal(s.labels, before)
+
+
+def test_a_click_next_to_a_box_is_not_ignored_by_a_box_only_model(session):
+    s, organ, _ = session
+    y0, x0, y1, x1 = mask_bbox(organ)
+    half = (y0, x0, (y0 + y1) // 2, x1)  # the box misses the organ's lower half
+    ys, xs = np.nonzero(organ[(y0 + y1) // 2 + 5:])
+    below = (float(ys[len(ys) // 2] + (y0 + y1) // 2 + 5), float(xs[len(xs) // 2]))
+    box_only = run_task(s.segment_slice(Z, half))[Z]
+    with_click = run_task(s.segment_slice(Z, half, [below], [1]))[Z]
+    assert with_click[int(below[0]), int(below[1])] and not box_only[int(below[0]), int(below[1])]
+    assert dice(with_click, organ) > dice(box_only, organ) + 0.1

@@ -45,6 +45,7 @@ class InteractiveSession:
         self.labels = np.zeros(image.shape, np.uint16)
         self.current_label = 1
         self.locked: set[int] = set()
+        self.hidden: set[int] = set()  # objects a viewer does not show (kept with the session)
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
         self._undo: list[dict[int, np.ndarray]] = []
@@ -101,7 +102,7 @@ class InteractiveSession:
                       points: list[tuple[float, float]] = (), point_labels: list[int] = ()) -> Task[Masks]:
         """The current object's mask on slice ``z`` from a box and/or points."""
         emb = self._ready()
-        self._editable(self.current_label)
+        self.check_editable(self.current_label)
         prompt = SlicePrompt(int(z), self.current_label, box, list(points), list(point_labels))
         check_prompts([prompt], self.image.shape)
         if not emb.has(z):
@@ -118,7 +119,7 @@ class InteractiveSession:
         emb = self._ready()
         labels = list(labels or range(1, len(boxes) + 1))
         for label in labels:
-            self._editable(label)
+            self.check_editable(label)
         check_prompts([SlicePrompt(int(z), i, box) for i, box in zip(labels, boxes, strict=True)], self.image.shape)
         if not emb.has(z):
             yield Progress(0, 1, f"embedding slice {z}")
@@ -129,7 +130,7 @@ class InteractiveSession:
     def segment_click_3d(self, z: int, points: list[tuple[float, float]], point_labels: list[int]) -> Task[Masks]:
         """The current object in 3D from clicks on slice ``z`` with the configured ProMISe model."""
         emb = self._ready()
-        self._editable(self.current_label)
+        self.check_editable(self.current_label)
         if self.trained is None or self.trained.interactive != "click3d":
             raise SamedError("no ProMISe model loaded: choose a ProMISe checkpoint as the trained model")
         prompt = SlicePrompt(int(z), 1, None, list(points), list(point_labels))
@@ -142,7 +143,7 @@ class InteractiveSession:
         Starts from ``box`` when given, else from the object's mask already on slice ``z``.
         """
         emb = self._ready()
-        self._editable(self.current_label)
+        self.check_editable(self.current_label)
         z = int(z)
         if box is not None:
             start = yield from self.segment_slice(z, box)
@@ -168,7 +169,7 @@ class InteractiveSession:
         ``partial`` {label: masks}, to `apply` at once and `amend` with the whole result."""
         emb = self._ready()
         label = self.current_label
-        self._editable(label)
+        self.check_editable(label)
         run = ZeroShot(emb.backbone).segment_object(emb, ObjectPrompt3D(label, list(prompts)), avoid=self.avoid())
         result = yield from relay(run, lambda step: replace(step, partial=step.partial and {label: step.partial}))
         empty = np.zeros(self.image.shape[1:], bool)
@@ -189,7 +190,7 @@ class InteractiveSession:
         (a lesion box after its organ's box). ``amend``: add to the last undo step instead (the rest of a result
         whose first part was applied already)."""
         for label in objects:
-            self._editable(label)
+            self.check_editable(label)
         saved: dict[int, np.ndarray] = self._undo.pop() if amend and self._undo else {}
         for z in sorted({z for masks in objects.values() for z in masks}):
             if z not in saved:
@@ -238,6 +239,7 @@ class InteractiveSession:
     def delete(self, label: int) -> None:
         """Remove an object's voxels (one undo step) and its lock."""
         self.locked.discard(label)
+        self.hidden.discard(label)
         zs = np.flatnonzero((self.labels == label).any(axis=(1, 2)))
         self._undo.append({int(z): self.labels[z].copy() for z in zs})
         for z in zs:
@@ -253,6 +255,7 @@ class InteractiveSession:
         others = self.locked - {self.current_label}
         return np.isin(self.labels, list(others)) if others else None
 
-    def _editable(self, label: int) -> None:
+    def check_editable(self, label: int) -> None:
+        """`SamedError` when object ``label`` is locked."""
         if label in self.locked:
             raise SamedError(f"object {label} is locked: unlock it to segment it again")

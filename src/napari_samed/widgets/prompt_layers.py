@@ -1,6 +1,12 @@
-"""napari prompt layers as voxel prompts: Shapes rectangles as boxes on their slice, Points as clicks."""
+"""napari prompt layers as voxel prompts: Shapes rectangles as boxes on their slice, Points as clicks.
+
+The Segment widget's prompt layers carry a ``label`` feature, the object each prompt belongs to; layers without
+it (the user's own) hold prompts of any object.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection
 
 import numpy as np
 from napari.layers import Points, Shapes
@@ -8,12 +14,25 @@ from napari.layers import Points, Shapes
 Box = tuple[int, int, int, int]
 
 
-def layer_boxes(boxes: Shapes, shape: tuple[int, int, int]) -> list[tuple[int, Box]]:
-    """Each rectangle of ``boxes`` that lies on one slice, in drawing order, as ``(z, (y0, x0, y1, x1))`` in voxel
-    indices of an image of ``shape`` (z, y, x): corners rounded outwards and clipped to the image."""
+def prompt_labels(layer: Points | Shapes) -> np.ndarray | None:
+    """The object label of each prompt of ``layer``, or None when it has no ``label`` feature."""
+    return layer.features["label"].to_numpy() if "label" in layer.features else None
+
+
+def _of(layer: Points | Shapes, label: int | None) -> np.ndarray:
+    labels = prompt_labels(layer)
+    if label is None or labels is None:
+        return np.ones(len(layer.data), bool)
+    return labels == label
+
+
+def layer_boxes(boxes: Shapes, shape: tuple[int, int, int], label: int | None = None) -> list[tuple[int, Box]]:
+    """Each rectangle of ``boxes`` (of object ``label``, if given) that lies on one slice, in drawing order, as
+    ``(z, (y0, x0, y1, x1))`` in voxel indices of an image of ``shape`` (z, y, x): corners rounded outwards and
+    clipped to the image."""
     ny, nx = shape[1:]
     out = []
-    for corners in boxes.data:
+    for corners in (c for c, ok in zip(boxes.data, _of(boxes, label), strict=True) if ok):
         zs = np.round(corners[:, 0])
         if np.all(zs == zs[0]):
             (y0, x0), (y1, x1) = corners[:, 1:].min(axis=0), corners[:, 1:].max(axis=0)
@@ -22,9 +41,32 @@ def layer_boxes(boxes: Shapes, shape: tuple[int, int, int]) -> list[tuple[int, B
     return out
 
 
-def layer_points(points: Points) -> list[tuple[int, float, float, int]]:
-    """The points as ``(z, y, x, polarity)``: z rounded to its slice, polarity 1 (positive) or 0 from the
-    ``positive`` feature (all positive without it)."""
+def layer_points(points: Points, label: int | None = None) -> list[tuple[int, float, float, int]]:
+    """The points (of object ``label``, if given) as ``(z, y, x, polarity)``: z rounded to its slice, polarity 1
+    (positive) or 0 from the ``positive`` feature (all positive without it)."""
     positive = (points.features["positive"].to_numpy() if "positive" in points.features
                 else np.ones(len(points.data), bool))
-    return [(int(np.round(z)), float(y), float(x), int(p)) for (z, y, x), p in zip(points.data, positive, strict=True)]
+    mine = _of(points, label)
+    return [(int(np.round(z)), float(y), float(x), int(p))
+            for (z, y, x), p, ok in zip(points.data, positive, mine, strict=True) if ok]
+
+
+def style_prompts(points: Points, boxes: Shapes, current: int, color: Callable[[int], np.ndarray],
+                  hidden: Collection[int]) -> None:
+    """Draw each prompt in its object's colour (``color(label)``: RGBA), the current object's boxes thicker and
+    hidden objects' prompts not at all; new prompts belong to ``current``."""
+    hidden = list(hidden)
+    for layer in (points, boxes):
+        layer.feature_defaults = {**layer.feature_defaults.iloc[0].to_dict(), "label": current}
+    boxes.current_edge_color = color(current)
+    boxes.current_edge_width = 3
+    if len(boxes.data):
+        labels = prompt_labels(boxes)
+        colors = np.array([color(label) for label in labels])
+        colors[np.isin(labels, hidden), 3] = 0
+        boxes.edge_color = colors
+        boxes.edge_width = list(np.where(labels == current, 3, 1))
+    if len(points.data):
+        labels = prompt_labels(points)
+        points.border_color = np.array([color(label) for label in labels])
+        points.shown = ~np.isin(labels, hidden)

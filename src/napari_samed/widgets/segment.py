@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from napari.layers import Image, Labels, Points, Shapes
+from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
@@ -17,8 +17,10 @@ from ..methods.prompts import SlicePrompt
 from ..methods.trained import trained_class
 from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
+from . import actions
 from .common import ModelFields, chosen_volume, forget, layer_choices
-from .prompt_layers import layer_boxes, layer_points
+from .objects import ObjectTable
+from .prompt_layers import layer_boxes, layer_points, prompt_labels, style_prompts
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -26,16 +28,17 @@ if TYPE_CHECKING:
 
 POSITIVE, NEGATIVE = "#30e030", "#ff3030"
 LAYER_WINDOW = "layer contrast limits"
-KEYS = {
-    "Shift-S": "segment the current slice",
-    "Shift-P": "propagate the current object through the volume",
-    "Shift-N": "start a new object (next label value)",
-    "Shift-U": "undo the last result",
-    "T": "toggle new points between positive (green) and negative (red)",
-}
 FIRST_STEP = "Draw a box around the object (or click it in the points layer): it is segmented at once"
-HELP = ("Draw boxes in the boxes layer and click points in the points layer, then segment.\n"
-        "Keys (with a prompt layer selected): " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()))
+HELP = ("Draw boxes in the boxes layer and click points in the points layer, then segment. Each prompt belongs to "
+        "the object selected in the list.\nKeys (napari's preferences list and rebind them): "
+        + "; ".join(f"{actions.ACTIONS[name][0]}: {actions.ACTIONS[name][1]}" for name in actions.ACTIONS))
+
+
+def _docked(viewer) -> SegmentWidget | None:
+    """The Segment widget docked in ``viewer``, if any."""
+    window = getattr(viewer, "window", None)
+    found = [w for w in (window.dock_widgets.values() if window else ()) if isinstance(w, SegmentWidget)]
+    return found[0] if found else None
 
 
 class SegmentWidget(QWidget):
@@ -51,6 +54,8 @@ class SegmentWidget(QWidget):
         self.boxes: dict[Image, Shapes] = {}
         self.positive = True
         self._pending_auto = False
+        self.colors = label_colormap(49, 0.5, background_value=0)  # napari's default, given to the result layers
+        actions.register(_docked)
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.fields = ModelFields()
@@ -66,10 +71,14 @@ class SegmentWidget(QWidget):
                              tooltip="on: a box or click segments the whole object, propagated from the prompted "
                                      "slices until it ends; prompts on other slices refine it. Off: the current "
                                      "slice only")
-        self.segment_button = PushButton(text="Segment slice", tooltip=_key_tip("Shift-S"))
-        self.propagate_button = PushButton(text="Propagate 3D", tooltip=_key_tip("Shift-P"))
-        self.new_button = PushButton(text="New object", tooltip=_key_tip("Shift-N"))
-        self.undo_button = PushButton(text="Undo", tooltip=_key_tip("Shift-U"))
+        self.segment_button = PushButton(text="Segment slice", tooltip=actions.tooltip("napari-samed:segment"))
+        self.propagate_button = PushButton(text="Propagate 3D", tooltip=actions.tooltip("napari-samed:propagate"))
+        self.new_button = PushButton(text="New object", tooltip=actions.tooltip("napari-samed:new_object"))
+        self.undo_button = PushButton(text="Undo", tooltip=actions.tooltip("napari-samed:undo"))
+        self.delete_button = PushButton(text="Delete object",
+                                        tooltip="delete the selected object's voxels and prompts (Undo restores "
+                                                "the voxels)")
+        self.objects = ObjectTable(self.select_object, self.show_object, self.lock_object)
         self.embed_button = PushButton(text="Embed volume",
                                        tooltip="embed every slice now (the current one first), so that later "
                                                "prompts answer at once")
@@ -82,11 +91,17 @@ class SegmentWidget(QWidget):
             self.in3d,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
+        ])
+        self.footer = Container(widgets=[
+            Container(widgets=[self.delete_button], layout="horizontal", labels=False),
             Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),
             self.status,
         ])
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
+        layout.addWidget(QLabel("objects"))
+        layout.addWidget(self.objects)
+        layout.addWidget(self.footer.native)
         layout.addWidget(self.progress)
         layout.addStretch()
         self.setToolTip(HELP)
@@ -95,6 +110,7 @@ class SegmentWidget(QWidget):
         self.propagate_button.clicked.connect(self.propagate)
         self.new_button.clicked.connect(self.new_object)
         self.undo_button.clicked.connect(self.undo)
+        self.delete_button.clicked.connect(self.delete_object)
         self.embed_button.clicked.connect(self.embed)
         self.image.changed.connect(self._on_image)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
@@ -124,33 +140,33 @@ class SegmentWidget(QWidget):
             self.viewer.layers.selection.active = boxes
             boxes.mode = "add_rectangle"
             self.status.value = FIRST_STEP
+            self._restyle(layer)
 
     def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
-        """The image's Points and Shapes prompt layers, created on first use."""
+        """The image's Points and Shapes prompt layers, created on first use; each prompt's ``label`` feature is
+        its object."""
         points, boxes = self.points.get(image), self.boxes.get(image)
+        label = self.session(image).current_label
         if points is None or points not in self.viewer.layers:
             points = self.viewer.add_points(
                 np.empty((0, 3)), ndim=3, name=f"{image.name} points", scale=image.scale, size=6,
-                features={"positive": np.empty(0, bool)}, face_color=POSITIVE, border_color="white")
-            points.feature_defaults["positive"] = self.positive
+                features={"positive": np.empty(0, bool), "label": np.empty(0, int)}, face_color=POSITIVE,
+                border_color="white", border_width=0.15)
+            points.feature_defaults = {"positive": self.positive, "label": label}
             points.events.data.connect(self._on_prompts)
-            self._bind_keys(points)
-            points.bind_key("T", lambda _layer: self.toggle_polarity(), overwrite=True)
+            actions.bind_layer(points, self._call)
         if boxes is None or boxes not in self.viewer.layers:
             boxes = self.viewer.add_shapes(ndim=3, name=f"{image.name} boxes", scale=image.scale,
-                                           edge_color="yellow", face_color="transparent", edge_width=1)
+                                           features={"label": np.empty(0, int)}, edge_color="yellow",
+                                           face_color="transparent", edge_width=1)
+            boxes.feature_defaults = {"label": label}
             boxes.events.data.connect(self._on_prompts)
-            self._bind_keys(boxes)
+            actions.bind_layer(boxes, self._call)
         self.points[image], self.boxes[image] = points, boxes
         return points, boxes
 
-    def _bind_keys(self, layer) -> None:
-        actions: dict[str, Callable[[], object]] = {
-            "Shift-S": self.segment_slice, "Shift-P": self.propagate, "Shift-N": self.new_object,
-            "Shift-U": self.undo,
-        }
-        for key, action in actions.items():
-            layer.bind_key(key, lambda _layer, act=action: act(), overwrite=True)
+    def _call(self, method: str) -> None:
+        getattr(self, method)()
 
     def result_layer(self, image: Image) -> Labels:
         """The Labels layer this widget writes for ``image`` (never one of the user's own layers)."""
@@ -159,8 +175,10 @@ class SegmentWidget(QWidget):
         if layer is None or layer not in self.viewer.layers:
             active = self.viewer.layers.selection.active
             layer = self.viewer.add_labels(session.labels, name=f"{image.name} segmentation", scale=image.scale,
-                                           metadata=geometry_metadata(image))
-            self._bind_keys(layer)  # the keys work with the result selected too
+                                           metadata=geometry_metadata(image), colormap=self.colors)
+            layer.selected_label = session.current_label
+            layer.events.selected_label.connect(lambda _event: self._on_selected_label(image))
+            actions.bind_layer(layer, self._call)  # over the Labels layer's own keys
             if active is not None:
                 self.viewer.layers.selection.active = active  # napari selects a new layer: keep the user's
             self.results[image] = layer
@@ -191,22 +209,37 @@ class SegmentWidget(QWidget):
         trained = str(self.trained.value)
         return {**self.fields.settings(), "window": window, "trained": trained if trained not in ("", ".") else None}
 
-    def slice_boxes(self, image: Image, z: int) -> list[tuple[int, int, int, int]]:
-        """The boxes on slice ``z`` in drawing order, in voxel indices of ``image``."""
-        return [box for bz, box in layer_boxes(self.prompt_layers(image)[1], image.data.shape) if bz == z]
+    def slice_boxes(self, image: Image, z: int, label: int | None = None) -> list[tuple[int, int, int, int]]:
+        """The boxes (of object ``label``, if given) on slice ``z`` in drawing order, in voxel indices of
+        ``image``."""
+        return [box for bz, box in layer_boxes(self.prompt_layers(image)[1], image.data.shape, label) if bz == z]
 
     def object_prompts(self, image: Image) -> list[SlicePrompt]:
         """The current object's prompts on every slice that has some (the latest box and all points of each)."""
         points, boxes = self.prompt_layers(image)
-        zs = {p[0] for p in layer_points(points)} | {z for z, _ in layer_boxes(boxes, image.data.shape)}
         label = self.session(image).current_label
+        zs = {p[0] for p in layer_points(points, label)} | {z for z, _ in layer_boxes(boxes, image.data.shape, label)}
         return [SlicePrompt(z, label, *self.slice_prompts(image, z)) for z in sorted(zs)]
 
     def slice_prompts(self, image: Image, z: int) -> tuple[tuple | None, list, list]:
-        """The latest box and all points on slice ``z``, in voxel indices of ``image``."""
-        boxes = self.slice_boxes(image, z)
-        clicks = [(y, x, p) for pz, y, x, p in layer_points(self.prompt_layers(image)[0]) if pz == z]
+        """The current object's latest box and all its points on slice ``z``, in voxel indices of ``image``."""
+        label = self.session(image).current_label
+        boxes = self.slice_boxes(image, z, label)
+        clicks = [(y, x, p) for pz, y, x, p in layer_points(self.prompt_layers(image)[0], label) if pz == z]
         return (boxes[-1] if boxes else None), [(y, x) for y, x, _ in clicks], [p for *_, p in clicks]
+
+    def _box_objects(self, image: Image, z: int) -> tuple[list, list[int]]:
+        """Every box on slice ``z`` and its object: the boxes' own objects when they differ, else objects 1, 2,
+        ... in drawing order (given to the boxes)."""
+        layer = self.prompt_layers(image)[1]
+        found = layer_boxes(layer, image.data.shape)
+        on_slice = [i for i, (bz, _) in enumerate(found) if bz == z]
+        boxes = [found[i][1] for i in on_slice]
+        labels = [int(v) for v in prompt_labels(layer)[on_slice]]
+        if len(set(labels)) < len(labels):
+            labels = list(range(1, len(boxes) + 1))
+            layer.features.loc[on_slice, "label"] = labels
+        return boxes, labels
 
     # -- actions -------------------------------------------------------------------------------------------
     def segment_slice(self) -> None:
@@ -219,11 +252,12 @@ class SegmentWidget(QWidget):
         """
         def plan(image, session):
             z = self.current_slice(image)
-            boxes = self.slice_boxes(image, z)
             trained = self._settings(image)["trained"]
             use = trained_class(trained).interactive if trained else None
-            if use == "decoder" and len(boxes) > 1:
-                return 1, f"segmenting {len(boxes)} boxes on slice {z}", session.segment_boxes(z, boxes)
+            if use == "decoder" and len(self.slice_boxes(image, z)) > 1:
+                boxes, labels = self._box_objects(image, z)
+                return 1, f"segmenting {len(boxes)} boxes on slice {z}", session.segment_boxes(z, boxes, labels)
+            session.check_editable(session.current_label)
             box, points, labels = self.slice_prompts(image, z)
             if use == "click3d":
                 if not any(labels):
@@ -243,6 +277,7 @@ class SegmentWidget(QWidget):
     def propagate(self) -> None:
         """Propagate the current object (its mask, else the box on this slice) through the volume."""
         def plan(image, session):
+            session.check_editable(session.current_label)
             z = self.current_slice(image)
             box = None
             if not (session.labels[z] == session.current_label).any():
@@ -262,16 +297,89 @@ class SegmentWidget(QWidget):
         self._start(plan, apply=False)
 
     def new_object(self) -> None:
+        """Start the next object; the earlier objects' prompts stay theirs."""
         image = self._image_or_report()
-        if image is None:
+        if image is not None:
+            self.select_object(self.session(image).new_object(), image)
+
+    def select_object(self, label: int, image: Image | None = None) -> None:
+        """Make ``label`` the current object (also when the user picks it in the result layer's label box): the
+        prompts added now are its, and only it is segmented again."""
+        image = image or self._image_or_report()
+        if image is None or image not in self.sessions or label < 1:
             return
-        label = self.session(image).new_object()
-        self.result_layer(image).selected_label = label
+        session = self.sessions[image]
+        if label != session.current_label:
+            session.select(label)
+        self.status.value = f"object {label}: the prompts added now are its"
+        layer = self.results.get(image)
+        if layer is not None and layer.selected_label != label:
+            layer.selected_label = label
+        self._restyle(image)
+
+    def _on_selected_label(self, image: Image) -> None:
+        """The user picked a label in the result layer: make it the current object."""
+        layer, session = self.results.get(image), self.sessions.get(image)
+        if layer is not None and session is not None and layer.selected_label != session.current_label:
+            self.select_object(layer.selected_label, image)
+
+    def delete_object(self) -> None:
+        """Delete the current object: its voxels (one undo step) and its prompts."""
+        image = self._image_or_report()
+        if image is None or not self.tasks.idle():
+            return
+        session = self.session(image)
+        label = session.current_label
+        session.delete(label)
+        for layer in self.prompt_layers(image):
+            mine = np.flatnonzero(prompt_labels(layer) == label)
+            if len(mine):
+                with layer.events.data.blocker():
+                    layer.selected_data = set(mine.tolist())
+                    layer.remove_selected()
+        self._show(image)
+        self.status.value = f"object {label} deleted"
+
+    def lock_object(self, label: int, locked: bool) -> None:
+        """Lock or unlock an object; locking the current one starts a new object."""
+        image = self._image_or_report()
+        if image is None or not self.tasks.idle():
+            self._restyle(image)
+            return
+        session = self.session(image)
+        session.lock(label, locked)
+        if locked and label == session.current_label:
+            self.new_object()
+        self._restyle(image)
+        self.status.value = f"object {label} {'locked' if locked else 'unlocked'}"
+
+    def show_object(self, label: int, shown: bool) -> None:
+        """Show or hide an object's labels and prompts."""
+        image = self._image_or_report()
+        if image is not None:
+            (self.session(image).hidden.discard if shown else self.session(image).hidden.add)(label)
+            self._restyle(image)
+
+    def _restyle(self, image: Image | None) -> None:
+        """Bring the object list, the prompts' colours and the result layer's colours up to date."""
+        if image is None or image not in self.sessions:
+            return
+        session = self.sessions[image]
+        objects = session.objects()
         points, boxes = self.prompt_layers(image)
         with points.events.data.blocker(), boxes.events.data.blocker():
-            points.data = np.empty((0, 3))
-            boxes.data = []
-        self.status.value = f"object {label}"
+            style_prompts(points, boxes, session.current_label, self.color, session.hidden)
+        self.objects.show_objects(objects, session.current_label, self.color, session.hidden, session.locked)
+        layer = self.results.get(image)
+        if layer is not None and (session.hidden or layer.colormap is not self.colors):
+            clear = {0: np.zeros(4), None: np.zeros(4)}
+            layer.colormap = self.colors if not session.hidden else DirectLabelColormap(color_dict={
+                **clear, **{label: np.zeros(4) if label in session.hidden else self.color(label)
+                            for label in objects}})
+
+    def color(self, label: int) -> np.ndarray:
+        """An object's RGBA colour, as the result layer draws it."""
+        return self.colors.map(np.array([label]))[0]
 
     def undo(self) -> None:
         image = self._image_or_report()
@@ -298,6 +406,8 @@ class SegmentWidget(QWidget):
             if len(colors):
                 with points.events.data.blocker():
                     points.face_color = list(colors)
+        self._restyle(next((image for image in self.sessions if points in (self.points.get(image),
+                                                                           self.boxes.get(image))), None))
         if not self.auto.value:
             return
         if self.tasks.busy:
@@ -360,17 +470,13 @@ class SegmentWidget(QWidget):
         if layer.data is not labels:
             layer.data = labels
         layer.refresh()
+        self._restyle(image)
 
     def _on_finished(self) -> None:
         self._running, self._amend = None, False
         if self._pending_auto:
             self._pending_auto = False
             self.segment_slice()
-
-
-def _key_tip(key: str) -> str:
-    """A button's tooltip: what it does and its key (with a prompt layer selected)."""
-    return f"{KEYS[key][0].upper()}{KEYS[key][1:]} ({key} with a prompt layer selected)"
 
 
 def _one_object(task, label: int):
