@@ -87,3 +87,17 @@ def errors(monkeypatch):
     for module in (compare, fewshot, segment, tasks):
         monkeypatch.setattr(module, "show_error", shown.append)
     return shown
+
+
+@pytest.fixture(autouse=True)
+def session_files(monkeypatch, tmp_path_factory):
+    """Session files of images in this repository (the sample) go to a temporary data folder, never beside the
+    sample, so that no test restores another's work."""
+    import sys
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+    segment = sys.modules.get("napari_samed.widgets.segment")
+    if segment is not None:
+        real = segment.session_path
+        monkeypatch.setattr(segment, "session_path",
+                            lambda path, name: real(None if path and Path(path).is_relative_to(ROOT) else path, name))

@@ -70,3 +70,26 @@ def style_prompts(points: Points, boxes: Shapes, current: int, color: Callable[[
         labels = prompt_labels(points)
         points.border_color = np.array([color(label) for label in labels])
         points.shown = ~np.isin(labels, hidden)
+
+
+def saved_prompts(points: Points | None, boxes: Shapes | None) -> dict[str, np.ndarray]:
+    """The prompts of the widget's layers (None: a removed one) as `SavedSession` fields."""
+    out = {}
+    if points is not None:
+        out.update(points=np.asarray(points.data, float).reshape(-1, 3),
+                   point_positive=points.features["positive"].to_numpy(bool),
+                   point_label=prompt_labels(points).astype(int))
+    if boxes is not None:
+        out.update(boxes=np.array([np.asarray(c, float) for c in boxes.data]).reshape(-1, 4, 3),
+                   box_label=prompt_labels(boxes).astype(int))
+    return out
+
+
+def restore_prompts(points: Points, boxes: Shapes, saved) -> None:
+    """Put a `SavedSession`'s prompts in the (empty) prompt layers, without announcing them as new prompts."""
+    with points.events.data.blocker(), boxes.events.data.blocker():
+        points.data = saved.points
+        points.features = {"positive": saved.point_positive, "label": saved.point_label}
+        if len(saved.boxes):
+            boxes.add_rectangles(list(saved.boxes))
+            boxes.features = {"label": saved.box_label}

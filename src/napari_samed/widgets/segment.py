@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,14 +14,16 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
+from ..io.session import SavedSession, load_session, session_path, set_aside
 from ..methods.prompts import SlicePrompt
 from ..methods.trained import trained_class
 from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
 from . import actions
+from .autosave import AutoSave
 from .common import ModelFields, chosen_volume, forget, layer_choices
 from .objects import ObjectTable
-from .prompt_layers import layer_boxes, layer_points, prompt_labels, style_prompts
+from .prompt_layers import layer_boxes, layer_points, prompt_labels, restore_prompts, saved_prompts, style_prompts
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class SegmentWidget(QWidget):
         self._pending_auto = False
         self.colors = label_colormap(49, 0.5, background_value=0)  # napari's default, given to the result layers
         actions.register(_docked)
+        self.autosave = AutoSave()
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.fields = ModelFields()
@@ -128,7 +132,9 @@ class SegmentWidget(QWidget):
 
     def _forget(self, event) -> None:
         """Drop the state of a removed layer (an image's session and the references to its result and prompt
-        layers, which stay in the viewer; or the reference to a removed result or prompt layer)."""
+        layers, which stay in the viewer; or the reference to a removed result or prompt layer). A pending save
+        is written first."""
+        self.autosave.flush()
         forget(event.value, self.sessions, self.results, self.points, self.boxes)
         if event.value is self._running:
             self._running = None
@@ -136,11 +142,67 @@ class SegmentWidget(QWidget):
     def _on_image(self, layer: Image | None) -> None:
         """A 3D image chosen: its prompt layers, the boxes layer selected with the rectangle tool, and a hint."""
         if layer is not None and layer.ndim == 3 and not layer.rgb:
+            fresh = layer not in self.sessions
             _, boxes = self.prompt_layers(layer)
             self.viewer.layers.selection.active = boxes
             boxes.mode = "add_rectangle"
             self.status.value = FIRST_STEP
+            if fresh:
+                self._restore(layer)
             self._restyle(layer)
+
+    # -- the session file ----------------------------------------------------------------------------------
+    def session_file(self, image: Image) -> Path:
+        """Where the image's session is saved after each change (`session_path`)."""
+        return session_path(image.source.path, image.name)
+
+    def _choices(self) -> dict:
+        """The form's choices, as a session file keeps them."""
+        return {"model": self.model.value, "checkpoint": str(self.checkpoint.value), "device": self.device.value,
+                "precision": self.precision.value, "window": self.window.value, "trained": str(self.trained.value),
+                "in3d": self.in3d.value, "auto": self.auto.value}
+
+    def _snapshot(self, image: Image) -> SavedSession | None:
+        """The image's session as its file keeps it (None once the image is gone)."""
+        session = self.sessions.get(image)
+        if session is None:
+            return None
+        return SavedSession(session.labels.copy(), **saved_prompts(self.points.get(image), self.boxes.get(image)),
+                            current=session.current_label, locked=sorted(session.locked),
+                            hidden=sorted(session.hidden), settings=self._choices())
+
+    def _restore(self, image: Image) -> None:
+        """Restore the image's saved session, if it has one: labels, prompts, objects and the form's choices. A
+        file that cannot be used is renamed, never overwritten."""
+        path = self.session_file(image)
+        if not path.is_file():
+            return
+        try:
+            saved = load_session(path, image.data.shape)
+        except SamedError as exc:
+            show_error(f"{exc}. It was renamed {set_aside(path).name}; a new session starts.")
+            return
+        session = self.session(image)
+        session.labels[...] = saved.labels
+        session.current_label, session.locked, session.hidden = saved.current, set(saved.locked), set(saved.hidden)
+        restore_prompts(*self.prompt_layers(image), saved)
+        self._recolor_points(self.prompt_layers(image)[0])
+        widgets = {"model": self.model, "checkpoint": self.checkpoint, "device": self.device,
+                   "precision": self.precision, "window": self.window, "trained": self.trained, "in3d": self.in3d,
+                   "auto": self.auto}
+        for key, value in saved.settings.items():
+            if key in widgets:
+                widgets[key].value = value
+        if session.labels.any():
+            self._show(image)
+        self.status.value = f"restored the saved session ({len(session.objects())} objects) from {path.name}"
+
+    def _changed(self, image: Image) -> None:
+        """Save the session soon (when it holds work, or replaces a saved one)."""
+        session, path = self.sessions[image], self.session_file(image)
+        prompts = [layer for layer in (self.points.get(image), self.boxes.get(image)) if layer is not None]
+        if session.labels.any() or any(len(layer.data) for layer in prompts) or path.is_file():
+            self.autosave.request(path, lambda: self._snapshot(image))
 
     def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
         """The image's Points and Shapes prompt layers, created on first use; each prompt's ``label`` feature is
@@ -376,6 +438,7 @@ class SegmentWidget(QWidget):
             layer.colormap = self.colors if not session.hidden else DirectLabelColormap(color_dict={
                 **clear, **{label: np.zeros(4) if label in session.hidden else self.color(label)
                             for label in objects}})
+        self._changed(image)
 
     def color(self, label: int) -> np.ndarray:
         """An object's RGBA colour, as the result layer draws it."""
@@ -402,10 +465,7 @@ class SegmentWidget(QWidget):
             return  # napari announces each edit twice: act once it is done
         points = getattr(event, "source", None)
         if isinstance(points, Points):
-            colors = np.where(points.features["positive"].to_numpy(), POSITIVE, NEGATIVE)
-            if len(colors):
-                with points.events.data.blocker():
-                    points.face_color = list(colors)
+            self._recolor_points(points)
         self._restyle(next((image for image in self.sessions if points in (self.points.get(image),
                                                                            self.boxes.get(image))), None))
         if not self.auto.value:
@@ -414,6 +474,14 @@ class SegmentWidget(QWidget):
             self._pending_auto = True
             return
         self.segment_slice()
+
+    @staticmethod
+    def _recolor_points(points: Points) -> None:
+        """Each point's fill shows its polarity."""
+        colors = np.where(points.features["positive"].to_numpy(), POSITIVE, NEGATIVE)
+        if len(colors):
+            with points.events.data.blocker():
+                points.face_color = list(colors)
 
     # -- workers -------------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,84 @@
+"""Session files: saved after each change, restored when the image is opened again (real napari, LiteMedSAM)."""
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from napari_samed.errors import SamedError
+from napari_samed.io.session import SavedSession, load_session, save_session
+from napari_samed.masks import mask_bbox as bbox
+from napari_samed.phantom import LESION, make_phantom
+from napari_samed.widgets.objects import LOCK
+from napari_samed.widgets.segment import SegmentWidget
+
+Z = 32
+
+
+def _open(make_napari_viewer, path, cache_dir):
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(path), plugin="napari-samed")
+    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
+    viewer.window.add_dock_widget(widget, name="Segment")
+    viewer.dims.set_point(0, image.data_to_world([Z, 0, 0])[0])
+    return viewer, widget, image
+
+
+def _box(widget, image, box):
+    y0, x0, y1, x1 = box
+    widget.prompt_layers(image)[1].add_rectangles(np.array([[Z, y0, x0], [Z, y0, x1], [Z, y1, x1], [Z, y1, x0]],
+                                                           float))
+
+
+def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir, tmp_path):
+    path = tmp_path / "case.nii.gz"
+    shutil.copy(ROOT / "sample_data" / "sample_ct.nii.gz", path)
+    _, labels = make_phantom(0)
+    viewer, widget, image = _open(make_napari_viewer, path, cache_dir)
+    widget.in3d.value = False
+    widget.window.value = "ct"
+    _box(widget, image, bbox(labels[Z] == LESION))
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    widget.new_object()
+    _box(widget, image, bbox(labels[Z] > 0))
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    widget.prompt_layers(image)[0].add([[Z, 100, 100]])  # a point that waits for a result
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    widget.objects.tick(1, LOCK, True)
+    widget.autosave.flush()
+    result = widget.result_layer(image).data.copy()
+    points, boxes = (layer.data for layer in widget.prompt_layers(image))
+    features = [layer.features.copy() for layer in widget.prompt_layers(image)]
+    assert (tmp_path / "case.nii.gz.samed-session.npz").is_file() and {1, 2} <= set(np.unique(result))
+    viewer.close()
+
+    viewer, widget, image = _open(make_napari_viewer, path, cache_dir)
+    assert "restored" in widget.status.value
+    np.testing.assert_array_equal(widget.result_layer(image).data, result)
+    restored = widget.prompt_layers(image)
+    np.testing.assert_array_equal(restored[0].data, points)
+    np.testing.assert_array_equal(np.array(restored[1].data), np.array(boxes))
+    for layer, saved in zip(restored, features, strict=True):
+        assert layer.features.equals(saved)
+    session = widget.sessions[image]
+    assert session.locked == {1} and session.current_label == 2 and widget.window.value == "ct"
+    assert not widget.in3d.value and widget.objects.labels == [1, 2]
+
+
+def test_a_session_file_of_another_image_is_set_aside(qtbot, make_napari_viewer, cache_dir, tmp_path, errors):
+    path = tmp_path / "case.nii.gz"
+    shutil.copy(ROOT / "sample_data" / "sample_ct.nii.gz", path)
+    saved = tmp_path / "case.nii.gz.samed-session.npz"
+    save_session(saved, SavedSession(np.ones((3, 4, 4), np.uint16)))
+    _, widget, image = _open(make_napari_viewer, path, cache_dir)
+    assert "another image" in errors[-1] and not saved.exists()
+    assert (tmp_path / "case.nii.gz.samed-session.npz.unused").is_file()  # the user's file is kept
+    assert not widget.sessions[image].labels.any()
+
+
+def test_a_corrupt_session_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.samed-session.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(SamedError, match="cannot be read"):
+        load_session(path, (3, 4, 4))
