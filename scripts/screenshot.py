@@ -1,9 +1,10 @@
-"""Refresh docs/segment_widget.png: the Segment widget at work on the sample volume.
+"""Screenshots of the widgets for docs/, on a 1600x1000 screen: the Segment and Compare widgets docked together
+with two objects segmented and a comparison against the sample's reference, then the side-by-side grid.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py
 
-Draws a box on the organ, propagates it through the volume, then segments a lesion from one click as a
-second object, and saves a screenshot of the whole window.
+Writes docs/screenshots/segment_and_compare.png, docs/screenshots/segment_model_section.png (the folded model
+section opened) and docs/screenshots/side_by_side.png. About a minute on a 2-core CPU.
 """
 
 import time
@@ -13,46 +14,64 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
-from napari_samed.methods.zero_shot import mask_bbox
+from napari_samed.masks import deepest_point, mask_bbox
 from napari_samed.phantom import LESION, make_phantom
 from napari_samed.widgets.demo import open_demo
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "segment_widget.png"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 Z = 31
 
 
-def wait(widget) -> None:
-    while widget.worker is not None:
+def settle(widget=None, seconds: float = 0.5) -> None:
+    """Let Qt draw; with a widget, first wait for its task to end."""
+    while widget is not None and widget.worker is not None:
         QApplication.processEvents()
         time.sleep(0.05)
+    end = time.time() + seconds
+    while time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def shoot(viewer, name: str) -> None:
+    settle()
+    viewer.screenshot(str(OUT / name), canvas_only=False)
+    print(OUT / name)
 
 
 def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-samed")
-    viewer.window.resize(1500, 950)
-    widget = open_demo(viewer)
-    widget.auto.value = False
-    viewer.layers["sample CT reference"].visible = False
+    viewer.window._qt_window.setGeometry(0, 0, 1600, 1000)
+    segment = open_demo(viewer)
+    _, compare = viewer.window.add_plugin_dock_widget("napari-samed", "Compare methods")
     image = viewer.layers["sample CT"]
     _, labels = make_phantom(0)
-    points, boxes = widget.prompt_layers(image)
+    points, boxes = segment.prompt_layers(image)
 
-    y0, x0, y1, x1 = mask_bbox(labels[Z] > 0)
+    y0, x0, y1, x1 = mask_bbox(labels[Z] > 0)  # object 1: a box on the organ, segmented through the volume
     boxes.add_rectangles(np.array([[Z, y0, x0], [Z, y0, x1], [Z, y1, x1], [Z, y1, x0]], float))
-    widget.propagate()
-    wait(widget)
+    settle(segment)
+    segment.new_object()  # object 2: one click on the lesion
+    points.add([[Z, *deepest_point(labels[Z] == LESION)]])
+    settle(segment)
 
-    widget.new_object()
-    ys, xs = np.nonzero(labels[Z] == LESION)
-    points.add([[Z, ys.mean(), xs.mean()]])
-    widget.segment_slice()
-    wait(widget)
-    boxes.add_rectangles(np.array([[Z, y0, x0], [Z, y0, x1], [Z, y1, x1], [Z, y1, x0]], float))
-    viewer.layers.selection = {points}
-    for _ in range(20):
-        QApplication.processEvents()
-    viewer.screenshot(str(OUT), canvas_only=False)
-    print(OUT)
+    compare.image.value = image
+    compare.reference.value = viewer.layers["sample CT reference"]
+    compare.compare()
+    settle(compare)
+    viewer.layers.selection.active = boxes
+    shoot(viewer, "segment_and_compare.png")
+
+    segment.model_section.expand(animate=False)
+    shoot(viewer, "segment_model_section.png")
+    segment.model_section.collapse(animate=False)
+
+    compare.grid.value = True
+    shoot(viewer, "side_by_side.png")
+    compare.grid.value = False
+    segment.autosave.flush()
+    viewer.close()
 
 
 if __name__ == "__main__":

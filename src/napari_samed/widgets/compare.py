@@ -117,7 +117,8 @@ class CompareWidget(QWidget):
         self.volume_rows: list[dict] = []
         self._image: Image | None = None
         self._reference: np.ndarray | None = None
-        self._copies: list[Image] = []
+        self._copies: list[Image] = []  # the image views of the grid
+        self._titled: list = []  # the grid's overlays, whose names are drawn as their cells' titles
         self._hidden: list = []
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
@@ -170,6 +171,7 @@ class CompareWidget(QWidget):
         self.viewer.dims.events.current_step.connect(self.update_slice)
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._end_grid)
         self._default_prompt_layers(self.image.value)
 
     # -- layers --------------------------------------------------------------------------------------------
@@ -177,6 +179,11 @@ class CompareWidget(QWidget):
         for combo in (self.image, self.reference, self.points, self.boxes):
             combo.reset_choices()
         self._default_prompt_layers(self.image.value)
+
+    def _end_grid(self, event) -> None:
+        """Leave the grid when one of its layers (or the image) is removed: no view is left behind."""
+        if self.grid.value and event.value in (self._image, *self._titled, *self._copies):
+            self.grid.value = False
 
     def _default_prompt_layers(self, image: Image | None) -> None:
         """Point the prompt fields at the Segment widget's layers of ``image`` when they exist."""
@@ -309,8 +316,9 @@ class CompareWidget(QWidget):
 
     # -- side by side --------------------------------------------------------------------------------------
     def side_by_side(self, on: bool) -> None:
-        """Grid view: one cell per result (and the reference), each over its own view of the image (the same
-        array, not a copy), the other layers hidden; off: the extra views removed, overlays on the image."""
+        """Grid view: one cell per result (and the reference), titled with its name, each over its own view of
+        the image (a layer over the same array, not a copy of it), the other layers hidden, in one row up to four
+        cells; off (also when one of them is removed): the extra views removed, overlays on the image."""
         grid = self.viewer.canvas.grid
         overlays = [layer for layer in self.layers.values() if layer in self.viewer.layers]
         if on and (self._image is None or not overlays):
@@ -326,18 +334,24 @@ class CompareWidget(QWidget):
             image = self._image
             pairs = []
             for overlay in overlays:
-                copy = self.viewer.add_image(image.data, name=f"{image.name} | {overlay.name}", scale=image.scale,
-                                             contrast_limits=image.contrast_limits, colormap=image.colormap)
-                self._copies.append(copy)
-                overlay.visible = True
-                pairs += [copy, overlay]
+                view = self.viewer.add_image(image.data, name=f"{image.name} (view for {overlay.name})",
+                                             scale=image.scale, contrast_limits=image.contrast_limits,
+                                             colormap=image.colormap)
+                self._copies.append(view)
+                overlay.visible = overlay.name_overlay.visible = True  # the cell's title
+                pairs += [view, overlay]
             for i, layer in enumerate(pairs):  # bottom up: (image view, overlay) pairs fill the stride-2 cells
                 self.viewer.layers.move(self.viewer.layers.index(layer), i)
+            self._titled = overlays
             grid.stride = 2
+            grid.shape = (1, len(overlays)) if len(overlays) <= 4 else (2, -(-len(overlays) // 2))
             grid.enabled = True
             self.viewer.reset_view()  # every cell shows its whole image
         else:
             grid.enabled = False
+            for overlay in self._titled:
+                overlay.name_overlay.visible = False
+            self._titled = []
             for copy in self._copies:
                 if copy in self.viewer.layers:
                     self.viewer.layers.remove(copy)

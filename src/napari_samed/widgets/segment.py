@@ -11,6 +11,7 @@ from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..errors import SamedError
 from ..interactive import InteractiveSession
@@ -90,24 +91,31 @@ class SegmentWidget(QWidget):
         self._running: Image | None = None  # the image of the running task, while it may show partial results
         self._amend = False  # a partial result of the running task is applied: its result amends that undo step
         self.progress, self.status = self.tasks.progress, self.tasks.status
+        self.model_form = Container(widgets=[self.model, self.checkpoint, self.device, self.precision, self.trained,
+                                             self.window])
+        self.model_section = QCollapsible()  # the defaults serve a first segmentation: folded until wanted
+        self.model_section.addWidget(self.model_form.native)
         self.form = Container(widgets=[
-            self.image, self.model, self.checkpoint, self.device, self.precision, self.trained, self.window, self.auto,
-            self.in3d,
+            self.image, self.auto, self.in3d,
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
         ])
         self.footer = Container(widgets=[
-            Container(widgets=[self.delete_button], layout="horizontal", labels=False),
-            Container(widgets=[self.embed_button, self.tasks.cancel_button], layout="horizontal", labels=False),
+            Container(widgets=[self.delete_button, self.embed_button, self.tasks.cancel_button], layout="horizontal",
+                      labels=False),
             self.status,
         ])
         layout = QVBoxLayout(self)
+        layout.addWidget(self.model_section)
         layout.addWidget(self.form.native)
         layout.addWidget(QLabel("objects"))
         layout.addWidget(self.objects)
         layout.addWidget(self.footer.native)
         layout.addWidget(self.progress)
         layout.addStretch()
+        self._title_model()
+        for field in self.model_form:
+            field.changed.connect(self._title_model)
         self.setToolTip(HELP)
 
         self.segment_button.clicked.connect(self.segment_slice)
@@ -121,6 +129,13 @@ class SegmentWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._forget)
         self._refresh_images()
+
+    def _title_model(self, _value=None) -> None:
+        """The folded model section says what it holds."""
+        trained = str(self.trained.value)
+        extra = f", trained {Path(trained).name}" if trained not in ("", ".") else ""
+        self.model_section.setText(f"model: {self.model.value} on {self.device.value}, window {self.window.value}"
+                                   + extra)
 
     # -- layers --------------------------------------------------------------------------------------------
     def _refresh_images(self, _event=None) -> None:
