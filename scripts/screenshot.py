@@ -1,5 +1,6 @@
 """Screenshots of the widgets for docs/, on a 1600x1000 screen: the Segment and Compare widgets docked together
-with two objects segmented and a comparison against the sample's reference, then the side-by-side grid.
+with two objects segmented (a box in 3D, a click) and a comparison of zero-shot prompts (a box on each slice of
+the organ, and the click) against the sample's reference, then the side-by-side grid.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py
 
@@ -7,11 +8,14 @@ Writes docs/screenshots/segment_and_compare.png, docs/screenshots/segment_model_
 section opened) and docs/screenshots/side_by_side.png. About a minute on a 2-core CPU.
 """
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
 import napari
 import numpy as np
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from napari_samed.masks import deepest_point, mask_bbox
@@ -35,16 +39,24 @@ def settle(widget=None, seconds: float = 0.5) -> None:
 
 def shoot(viewer, name: str) -> None:
     settle()
+    viewer.reset_view()
+    settle()
     viewer.screenshot(str(OUT / name), canvas_only=False)
     print(OUT / name)
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp()  # a clean start: no session an earlier run saved
     viewer = napari.Viewer(title="napari-samed")
     viewer.window._qt_window.setGeometry(0, 0, 1600, 1000)
     segment = open_demo(viewer)
-    _, compare = viewer.window.add_plugin_dock_widget("napari-samed", "Compare methods")
+    compare_dock, compare = viewer.window.add_plugin_dock_widget("napari-samed", "Compare methods")
+    segment_dock = next(d for d in viewer.window._wrapped_dock_widgets.values() if d.widget() is segment)
+    window = viewer.window._qt_window
+    window.splitDockWidget(segment_dock, compare_dock, Qt.Orientation.Horizontal)  # side by side
+    settle()
+    window.resizeDocks([segment_dock, compare_dock], [400, 460], Qt.Orientation.Horizontal)
     image = viewer.layers["sample CT"]
     _, labels = make_phantom(0)
     points, boxes = segment.prompt_layers(image)
@@ -56,6 +68,11 @@ def main() -> None:
     points.add([[Z, *deepest_point(labels[Z] == LESION)]])
     settle(segment)
 
+    segment.auto.value = False  # a box on each slice of the organ, for the comparison's volume metrics
+    for z in np.flatnonzero((labels > 0).any(axis=(1, 2))):
+        if z != Z:
+            y0, x0, y1, x1 = mask_bbox(labels[z] > 0)
+            boxes.add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
     compare.image.value = image
     compare.reference.value = viewer.layers["sample CT reference"]
     compare.compare()

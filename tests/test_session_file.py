@@ -64,6 +64,7 @@ def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir,
     session = widget.sessions[image]
     assert session.locked == {1} and session.current_label == 2 and widget.window.value == "ct"
     assert not widget.in3d.value and widget.objects.labels == [1, 2]
+    assert widget._settings(image)["trained"] is None and widget._settings(image)["checkpoint"] is None
 
 
 def test_a_session_file_of_another_image_is_set_aside(qtbot, make_napari_viewer, cache_dir, tmp_path, errors):

@@ -40,7 +40,7 @@ from ..napari_io import geometry_metadata
 from .common import chosen_volume, layer_choices, precision_field
 from .plots import ThemedPlot
 from .prompt_layers import layer_boxes, layer_points
-from .tasks import TaskRunner
+from .tasks import TaskRunner, wrapped_label
 
 if TYPE_CHECKING:
     import napari
@@ -72,7 +72,7 @@ class MethodRow(Container):
         self.checkpoint = FileEdit(mode="r", filter="*.ckpt *.pt *.pth", value="",
                                    tooltip="trained methods: their checkpoint; zero-shot: weights of models "
                                            "other than lite-medsam")
-        self.status = Label(value="")
+        self.status = wrapped_label()
         super().__init__(widgets=[
             Container(widgets=[self.use, self.method, self.model], layout="horizontal", labels=False),
             Container(widgets=[Label(value="file"), self.checkpoint], layout="horizontal", labels=False),

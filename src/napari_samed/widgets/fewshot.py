@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
@@ -17,7 +17,7 @@ from ..napari_io import geometry_metadata
 from ..tasks import Progress
 from .common import ModelFields, chosen_volume, forget, layer_choices
 from .plots import ThemedPlot
-from .tasks import TaskRunner
+from .tasks import TaskRunner, wrapped_label
 
 if TYPE_CHECKING:
     import napari
@@ -66,7 +66,8 @@ class FewShotWidget(QWidget):
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
                                   tooltip=f"0: the default, {ITERATIONS}")
-        self.found = Label(value="no labelled slices")
+        self.found = wrapped_label()
+        self.found.value = "no labelled slices"
         self.train_button = PushButton(text="Train")
         self.segment_button = PushButton(text="Segment volume")
         self.save_button = PushButton(text="Save model")

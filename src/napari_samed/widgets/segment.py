@@ -100,17 +100,15 @@ class SegmentWidget(QWidget):
             Container(widgets=[self.segment_button, self.propagate_button], layout="horizontal", labels=False),
             Container(widgets=[self.new_button, self.undo_button], layout="horizontal", labels=False),
         ])
-        self.footer = Container(widgets=[
-            Container(widgets=[self.delete_button, self.embed_button, self.tasks.cancel_button], layout="horizontal",
-                      labels=False),
-            self.status,
-        ])
+        self.footer = Container(widgets=[self.delete_button, self.embed_button, self.tasks.cancel_button],
+                                layout="horizontal", labels=False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_section)
         layout.addWidget(self.form.native)
         layout.addWidget(QLabel("objects"))
         layout.addWidget(self.objects)
         layout.addWidget(self.footer.native)
+        layout.addWidget(self.status.native)
         layout.addWidget(self.progress)
         layout.addStretch()
         self._title_model()
@@ -173,8 +171,9 @@ class SegmentWidget(QWidget):
 
     def _choices(self) -> dict:
         """The form's choices, as a session file keeps them."""
-        return {"model": self.model.value, "checkpoint": str(self.checkpoint.value), "device": self.device.value,
-                "precision": self.precision.value, "window": self.window.value, "trained": str(self.trained.value),
+        settings = self._settings(None)
+        return {"model": self.model.value, "checkpoint": settings["checkpoint"] or "", "device": self.device.value,
+                "precision": self.precision.value, "window": self.window.value, "trained": settings["trained"] or "",
                 "in3d": self.in3d.value, "auto": self.auto.value}
 
     def _snapshot(self, image: Image) -> SavedSession | None:
@@ -206,7 +205,9 @@ class SegmentWidget(QWidget):
                    "precision": self.precision, "window": self.window, "trained": self.trained, "in3d": self.in3d,
                    "auto": self.auto}
         for key, value in saved.settings.items():
-            if key in widgets:
+            if key in ("checkpoint", "trained"):
+                widgets[key].line_edit.value = value  # FileEdit.value = "" would mean the working folder
+            elif key in widgets:
                 widgets[key].value = value
         if session.labels.any():
             self._show(image)
@@ -281,8 +282,9 @@ class SegmentWidget(QWidget):
     def current_slice(self, image: Image) -> int:
         return int(round(image.world_to_data(self.viewer.dims.point)[0]))
 
-    def _settings(self, image: Image) -> dict:
-        window = tuple(image.contrast_limits) if self.window.value == LAYER_WINDOW else self.window.value
+    def _settings(self, image: Image | None) -> dict:
+        """The form's choices as `InteractiveSession.configure` takes them (files: None when not chosen)."""
+        window = tuple(image.contrast_limits) if image and self.window.value == LAYER_WINDOW else self.window.value
         trained = str(self.trained.value)
         return {**self.fields.settings(), "window": window, "trained": trained if trained not in ("", ".") else None}
 

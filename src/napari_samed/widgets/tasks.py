@@ -13,6 +13,13 @@ from ..errors import SamedError
 from ..tasks import Progress
 
 
+def wrapped_label() -> Label:
+    """A status line that wraps long messages instead of widening its dock."""
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    return label
+
+
 def report(exc: Exception) -> None:
     """Show a worker's error as a napari notification (user errors as they are, others with their type)."""
     show_error(str(exc) if isinstance(exc, SamedError) else f"{type(exc).__name__}: {exc}")
@@ -30,7 +37,7 @@ class TaskRunner:
         self.on_step = on_step
         self._failed = False
         self.progress = QProgressBar()
-        self.status = Label(value="")
+        self.status = wrapped_label()
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.cancel_button.clicked.connect(self.cancel)
 
