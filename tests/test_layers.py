@@ -87,3 +87,11 @@ def test_headless_modules_load_without_napari_or_qt():
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] in {GUI!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_opening_the_segment_widget_imports_no_model_code():
+    """napari imports the widget's module on its GUI thread: torch (seconds) must wait for the worker."""
+    code = ("import sys, napari_samed.widgets.segment; "
+            "print(sorted(m for m in ('torch', 'monai', 'segment_anything', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

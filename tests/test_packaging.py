@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+#: Imported only where installed, inside ``try: ... except ImportError``: torch's own optional dependency, which
+#: `napari_samed.widgets.keep_triton_out` loads early so that it cannot crash napari later.
+OPTIONAL = {"triton"}
+
+
 def declared() -> set[str]:
     names = PYPROJECT["project"]["dependencies"]
     return {re.split(r"[<>=!~ \[;]", n, maxsplit=1)[0].lower().replace("_", "-") for n in names}
@@ -27,7 +32,7 @@ def imported_packages() -> set[str]:
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"napari_samed"}
+    return found - set(sys.stdlib_module_names) - {"napari_samed"} - OPTIONAL
 
 
 def test_every_imported_package_is_declared():

@@ -2,25 +2,27 @@
 
 It owns the model, the embeddings and the result label volume of one image, with an undo stack. Computations
 are `Task` generators that return masks without touching the labels, so a GUI runs them in a worker thread and
-applies the result (`apply`) on its own thread.
+applies the result (`apply`) on its own thread. Importing it is light: the model code (torch) is imported where
+it runs, in the tasks, so that a GUI creating a session does not stall.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SamedError
 from .io.volume import Volume, check_volume
 from .methods.prompts import ObjectPrompt3D, SlicePrompt, check_prompts
-from .methods.propagation import propagate
-from .methods.trained import TrainedMethod, open_trained
-from .methods.zero_shot import Object3D, ZeroShot
-from .models import VolumeEmbeddings, load_backbone
-from .models.preprocess import window_rule
 from .tasks import Progress, Task, relay
+
+if TYPE_CHECKING:
+    from .methods.trained import TrainedMethod
+    from .methods.zero_shot import Object3D, ZeroShot
+    from .models import VolumeEmbeddings
 
 Masks = dict[int, np.ndarray]
 
@@ -62,6 +64,10 @@ class InteractiveSession:
         segment in 3D (`segment_click_3d`). The image is then windowed as in its training; a different ``window``
         gives a warning, once. Slow: run it in a worker.
         """
+        from .methods.trained import open_trained
+        from .models import VolumeEmbeddings, load_backbone
+        from .models.preprocess import window_rule
+
         backbone = load_backbone(model, checkpoint, device, precision)
         self.trained = None
         if trained:
@@ -108,7 +114,7 @@ class InteractiveSession:
         if not emb.has(z):
             yield Progress(0, 1, f"embedding slice {z}")
         avoid = self.avoid()
-        mask = ZeroShot(emb.backbone).segment_slice(emb, prompt, None if avoid is None else avoid[int(z)])
+        mask = _zero_shot(emb).segment_slice(emb, prompt, None if avoid is None else avoid[int(z)])
         yield Progress(1, 1, f"slice {z}")
         return {int(z): mask}
 
@@ -123,7 +129,7 @@ class InteractiveSession:
         check_prompts([SlicePrompt(int(z), i, box) for i, box in zip(labels, boxes, strict=True)], self.image.shape)
         if not emb.has(z):
             yield Progress(0, 1, f"embedding slice {z}")
-        masks = ZeroShot(emb.backbone).segment_boxes(emb, int(z), boxes)
+        masks = _zero_shot(emb).segment_boxes(emb, int(z), boxes)
         yield Progress(1, 1, f"slice {z}: {len(boxes)} boxes")
         return {label: {int(z): m} for label, m in zip(labels, masks, strict=True)}
 
@@ -156,6 +162,8 @@ class InteractiveSession:
             raise SamedError(f"object {self.current_label} has no mask on slice {z} to propagate; draw a box first")
         masks = {z: mask}
         total = self.image.shape[0]
+        from .methods.propagation import propagate
+
         for step in propagate(emb.backbone, emb, z, mask, (0, total - 1), avoid=self.avoid()):
             masks[step.z] = step.mask
             yield Progress(len(masks), total, f"propagating, slice {step.z}")
@@ -170,7 +178,7 @@ class InteractiveSession:
         emb = self._ready()
         label = self.current_label
         self.check_editable(label)
-        run = ZeroShot(emb.backbone).segment_object(emb, ObjectPrompt3D(label, list(prompts)), avoid=self.avoid())
+        run = _zero_shot(emb).segment_object(emb, ObjectPrompt3D(label, list(prompts)), avoid=self.avoid())
         result = yield from relay(run, lambda step: replace(step, partial=step.partial and {label: step.partial}))
         empty = np.zeros(self.image.shape[1:], bool)
         for z in np.flatnonzero((self.labels == label).any(axis=(1, 2))):
@@ -259,3 +267,9 @@ class InteractiveSession:
         """`SamedError` when object ``label`` is locked."""
         if label in self.locked:
             raise SamedError(f"object {label} is locked: unlock it to segment it again")
+
+
+def _zero_shot(embeddings: VolumeEmbeddings) -> ZeroShot:
+    from .methods.zero_shot import ZeroShot
+
+    return ZeroShot(embeddings.backbone)

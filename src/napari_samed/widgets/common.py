@@ -6,8 +6,7 @@ from magicgui.widgets import ComboBox, FileEdit
 from napari.layers import Image
 
 from ..errors import SamedError
-from ..models import BACKBONES, DEFAULT_BACKBONE
-from ..models.encoder import PRECISIONS
+from ..models.registry import BACKBONES, DEFAULT_BACKBONE, PRECISIONS
 
 PRECISION_TIP = ("image encoder arithmetic: auto is fp16 on CUDA, bf16 on a CPU with native bf16 (about 3x faster, "
                  "masks within about 0.005 DSC of fp32), else fp32")

@@ -1,7 +1,11 @@
-"""The Segment widget: prompt layers in, a Labels layer out, all compute in napari thread workers."""
+"""The Segment widget: prompt layers in, a Labels layer out, all compute in napari thread workers.
+
+Opening it imports no model code (torch): `_import_models` does that in a thread, so napari does not freeze.
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +21,6 @@ from ..errors import SamedError
 from ..interactive import InteractiveSession
 from ..io.session import SavedSession, load_session, session_path, set_aside
 from ..methods.prompts import SlicePrompt
-from ..methods.trained import trained_class
-from ..methods.zero_shot import Object3D
 from ..napari_io import geometry_metadata
 from . import actions
 from .autosave import AutoSave
@@ -61,6 +63,7 @@ class SegmentWidget(QWidget):
         self.colors = label_colormap(49, 0.5, background_value=0)  # napari's default, given to the result layers
         actions.register(_docked)
         self.autosave = AutoSave()
+        threading.Thread(target=_import_models, name="napari-samed-import").start()
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.fields = ModelFields()
@@ -332,7 +335,7 @@ class SegmentWidget(QWidget):
         def plan(image, session):
             z = self.current_slice(image)
             trained = self._settings(image)["trained"]
-            use = trained_class(trained).interactive if trained else None
+            use = _interactive_use(trained) if trained else None
             if use == "decoder" and len(self.slice_boxes(image, z)) > 1:
                 boxes, labels = self._box_objects(image, z)
                 return 1, f"segmenting {len(boxes)} boxes on slice {z}", session.segment_boxes(z, boxes, labels)
@@ -542,6 +545,8 @@ class SegmentWidget(QWidget):
         if image not in self.sessions:
             self.status.value = f"{image.name!r} was removed: its result is dropped"
             return
+        from ..methods.zero_shot import Object3D
+
         reports = [o.describe() for o in objects.values() if isinstance(o, Object3D)]
         objects = {label: o.masks if isinstance(o, Object3D) else o for label, o in objects.items()}
         self.sessions[image].apply_objects(objects, amend=self._amend)
@@ -562,6 +567,20 @@ class SegmentWidget(QWidget):
         if self._pending_auto:
             self._pending_auto = False
             self.segment_slice()
+
+
+def _import_models() -> None:
+    """Import the model code (torch, the SAM family) off the GUI thread while the user draws the first prompt:
+    opening the widget does not wait for it, and the first result does not either."""
+    from ..methods import propagation, trained, zero_shot  # noqa: F401
+    from ..models import backbone, cache  # noqa: F401
+
+
+def _interactive_use(trained: str) -> str | None:
+    """What a trained model file does in this widget (`TrainedMethod.interactive`)."""
+    from ..methods.trained import trained_class
+
+    return trained_class(trained).interactive
 
 
 def _one_object(task, label: int):
