@@ -101,3 +101,33 @@ def session_files(monkeypatch, tmp_path_factory):
         real = segment.session_path
         monkeypatch.setattr(segment, "session_path",
                             lambda path, name: real(None if path and Path(path).is_relative_to(ROOT) else path, name))
+
+
+SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
+
+
+def open_with_segment(make_napari_viewer, path, cache_dir, z: int):
+    """A napari viewer with ``path`` opened by the plugin's reader, the Segment widget docked (its image chosen:
+    the only one) and the view on slice ``z``: (viewer, widget, image)."""
+    from napari_samed.widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(path), plugin="napari-samed")
+    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
+    viewer.window.add_dock_widget(widget, name="Segment")
+    viewer.dims.set_point(0, image.data_to_world([z, 0, 0])[0])
+    return viewer, widget, image
+
+
+def draw_box(widget, image, z: int, box) -> None:
+    """Draw the rectangle ``(y0, x0, y1, x1)`` on slice ``z`` in the image's boxes layer, as a user does."""
+    import numpy as np
+
+    y0, x0, y1, x1 = box
+    corners = np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float)
+    widget.prompt_layers(image)[1].add_rectangles(corners)
+
+
+def wait_idle(qtbot, widget, timeout: int = 300_000) -> None:
+    """Wait until the widget's task has ended."""
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)

@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from conftest import ROOT
+from conftest import ROOT, SAMPLE
 from scipy import ndimage
 
 from napari_samed import Volume, read_volume, write_labels
@@ -19,7 +19,6 @@ from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import ZeroShot, group_prompts, run_task
 from napari_samed.models import VolumeEmbeddings
 
-SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
 SAMPLE_LABELS = ROOT / "sample_data" / "sample_ct_labels.nii.gz"
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import SAMPLE
 from napari.utils.theme import get_theme
 
 from napari_samed.masks import dice
@@ -10,7 +10,6 @@ from napari_samed.methods.fewshot import ITERATIONS
 from napari_samed.phantom import make_phantom
 from napari_samed.widgets.fewshot import FewShotWidget
 
-SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
 SHOTS = [16, 24, 32, 40, 48]
 
 

@@ -2,38 +2,26 @@
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import SAMPLE, draw_box, open_with_segment, wait_idle
 
 from napari_samed.masks import dice
 from napari_samed.masks import mask_bbox as bbox
 from napari_samed.phantom import LESION, make_phantom
 from napari_samed.widgets.objects import LOCK, SHOW
-from napari_samed.widgets.segment import SegmentWidget
 
-SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
 Z = 32
 
 
 @pytest.fixture
 def setup(make_napari_viewer, cache_dir):
-    viewer = make_napari_viewer()
-    [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
-    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
-    viewer.window.add_dock_widget(widget, name="Segment")
+    viewer, widget, image = open_with_segment(make_napari_viewer, SAMPLE, cache_dir, Z)
     widget.in3d.value = False  # single slices: fast
-    viewer.dims.set_point(0, image.data_to_world([Z, 0, 0])[0])
     _, labels = make_phantom(0)
     return viewer, widget, image, labels[Z] > 0, labels[Z] == LESION
 
 
 def _box(widget, image, box):
-    y0, x0, y1, x1 = box
-    widget.prompt_layers(image)[1].add_rectangles(np.array([[Z, y0, x0], [Z, y0, x1], [Z, y1, x1], [Z, y1, x0]],
-                                                           float))
-
-
-def _wait(qtbot, widget):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    draw_box(widget, image, Z, box)
 
 
 def _press(viewer, key):
@@ -44,10 +32,10 @@ def _press(viewer, key):
 def test_two_objects_edit_the_first_lock_and_delete(qtbot, setup):
     viewer, widget, image, organ, lesion = setup
     _box(widget, image, bbox(lesion))  # auto: segmented as object 1
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     widget.new_object()
     _box(widget, image, bbox(organ))  # object 2
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     result = widget.result_layer(image)
     assert dice(result.data[Z] == 1, lesion) > 0.9 and dice(result.data[Z] > 0, organ) > 0.9
     table = widget.objects
@@ -62,7 +50,7 @@ def test_two_objects_edit_the_first_lock_and_delete(qtbot, setup):
     boxes.selected_data = {0}
     boxes.remove_selected()
     _box(widget, image, (y0 - 3, x0 - 3, y1 + 3, x1 + 3))
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     np.testing.assert_array_equal(result.data == 2, second)  # only object 1 was segmented again
     assert dice(result.data[Z] == 1, lesion) > 0.85
 
@@ -71,7 +59,7 @@ def test_two_objects_edit_the_first_lock_and_delete(qtbot, setup):
     first = result.data == 1
     table.selectRow(1)  # object 2 again, with a box over both
     _box(widget, image, (y0 - 20, x0 - 20, y1 + 20, x1 + 20))
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     np.testing.assert_array_equal(result.data == 1, first)  # the locked object is untouched
     assert (result.data[Z] == 2).any()
 
@@ -90,14 +78,14 @@ def test_two_objects_edit_the_first_lock_and_delete(qtbot, setup):
 def test_picking_a_label_in_the_result_layer_selects_that_object(qtbot, setup):
     _, widget, image, organ, lesion = setup
     _box(widget, image, bbox(organ))
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     widget.new_object()
     result = widget.result_layer(image)
     assert result.selected_label == 2
     result.selected_label = 1  # the user picks label 1 in the layer controls
     assert widget.sessions[image].current_label == 1 and widget.objects.selectedIndexes()[0].row() == 0
     _box(widget, image, bbox(lesion))
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert widget.prompt_layers(image)[1].features["label"].tolist() == [1, 1]
     assert set(np.unique(result.data)) == {0, 1}  # the next box became object 1, not 2
 
@@ -105,7 +93,7 @@ def test_picking_a_label_in_the_result_layer_selects_that_object(qtbot, setup):
 def test_keys_work_with_any_layer_selected_and_are_in_the_preferences(qtbot, setup):
     viewer, widget, image, organ, _ = setup
     _box(widget, image, bbox(organ))
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     result = widget.result_layer(image)
     viewer.layers.selection.active = result  # napari's habit after a result: the keys must still work
     _press(viewer, "Shift-N")
@@ -114,7 +102,7 @@ def test_keys_work_with_any_layer_selected_and_are_in_the_preferences(qtbot, set
     _press(viewer, "Shift-U")
     assert not result.data.any()
     _press(viewer, "Shift-S")  # object 2 has no prompt on this slice: a message, no result
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert not result.data.any()
 
     from napari._qt.widgets.qt_keyboard_settings import ShortcutEditor

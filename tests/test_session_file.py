@@ -4,47 +4,31 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import SAMPLE, draw_box, open_with_segment, wait_idle
 
 from napari_samed.errors import SamedError
 from napari_samed.io.session import SavedSession, load_session, save_session
 from napari_samed.masks import mask_bbox as bbox
 from napari_samed.phantom import LESION, make_phantom
 from napari_samed.widgets.objects import LOCK
-from napari_samed.widgets.segment import SegmentWidget
 
 Z = 32
 
 
-def _open(make_napari_viewer, path, cache_dir):
-    viewer = make_napari_viewer()
-    [image] = viewer.open(str(path), plugin="napari-samed")
-    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
-    viewer.window.add_dock_widget(widget, name="Segment")
-    viewer.dims.set_point(0, image.data_to_world([Z, 0, 0])[0])
-    return viewer, widget, image
-
-
-def _box(widget, image, box):
-    y0, x0, y1, x1 = box
-    widget.prompt_layers(image)[1].add_rectangles(np.array([[Z, y0, x0], [Z, y0, x1], [Z, y1, x1], [Z, y1, x0]],
-                                                           float))
-
-
 def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir, tmp_path):
     path = tmp_path / "case.nii.gz"
-    shutil.copy(ROOT / "sample_data" / "sample_ct.nii.gz", path)
+    shutil.copy(SAMPLE, path)
     _, labels = make_phantom(0)
-    viewer, widget, image = _open(make_napari_viewer, path, cache_dir)
+    viewer, widget, image = open_with_segment(make_napari_viewer, path, cache_dir, Z)
     widget.in3d.value = False
     widget.window.value = "ct"
-    _box(widget, image, bbox(labels[Z] == LESION))
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    draw_box(widget, image, Z, bbox(labels[Z] == LESION))
+    wait_idle(qtbot, widget)
     widget.new_object()
-    _box(widget, image, bbox(labels[Z] > 0))
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    draw_box(widget, image, Z, bbox(labels[Z] > 0))
+    wait_idle(qtbot, widget)
     widget.prompt_layers(image)[0].add([[Z, 100, 100]])  # a point that waits for a result
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    wait_idle(qtbot, widget)
     widget.objects.tick(1, LOCK, True)
     widget.autosave.flush()
     result = widget.result_layer(image).data.copy()
@@ -53,7 +37,7 @@ def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir,
     assert (tmp_path / "case.nii.gz.samed-session.npz").is_file() and {1, 2} <= set(np.unique(result))
     viewer.close()
 
-    viewer, widget, image = _open(make_napari_viewer, path, cache_dir)
+    viewer, widget, image = open_with_segment(make_napari_viewer, path, cache_dir, Z)
     assert "restored" in widget.status.value
     np.testing.assert_array_equal(widget.result_layer(image).data, result)
     restored = widget.prompt_layers(image)
@@ -69,10 +53,10 @@ def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir,
 
 def test_a_session_file_of_another_image_is_set_aside(qtbot, make_napari_viewer, cache_dir, tmp_path, errors):
     path = tmp_path / "case.nii.gz"
-    shutil.copy(ROOT / "sample_data" / "sample_ct.nii.gz", path)
+    shutil.copy(SAMPLE, path)
     saved = tmp_path / "case.nii.gz.samed-session.npz"
     save_session(saved, SavedSession(np.ones((3, 4, 4), np.uint16)))
-    _, widget, image = _open(make_napari_viewer, path, cache_dir)
+    _, widget, image = open_with_segment(make_napari_viewer, path, cache_dir, Z)
     assert "another image" in errors[-1] and not saved.exists()
     assert (tmp_path / "case.nii.gz.samed-session.npz.unused").is_file()  # the user's file is kept
     assert not widget.sessions[image].labels.any()

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import SAMPLE, draw_box, open_with_segment, wait_idle
 from qtpy.QtCore import QTimer
 from scipy import ndimage
 
@@ -27,20 +27,14 @@ from napari_samed.widgets.compare import CompareWidget
 from napari_samed.widgets.fewshot import FewShotWidget
 from napari_samed.widgets.segment import SegmentWidget
 
-SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"
 Z = 32
 
 
 @pytest.fixture
 def setup(make_napari_viewer, cache_dir):
-    viewer = make_napari_viewer()
-    [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
-    widget = SegmentWidget(viewer, cache_dir=str(cache_dir))
-    viewer.window.add_dock_widget(widget)
-    assert widget.in3d.value  # 3D is the default; these tests segment single slices unless they turn it on
-    widget.auto.value = widget.in3d.value = False
-    widget.image.value = image
-    viewer.dims.set_point(0, image.data_to_world([Z, 0, 0])[0])
+    viewer, widget, image = open_with_segment(make_napari_viewer, SAMPLE, cache_dir, Z)
+    assert widget.in3d.value and widget.image.value is image  # 3D is the default; these tests segment single
+    widget.auto.value = widget.in3d.value = False  # slices unless they turn it on
     _, labels = make_phantom(0)
     return viewer, widget, image, labels
 
@@ -64,14 +58,7 @@ def test_first_contact_chooses_the_only_volume_and_readies_the_boxes(make_napari
     assert len(keys) == 4 and keys <= {str(k) for k in result.keymap}
 
 
-def _finish(qtbot, widget, timeout=300_000):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
-
-
-def _box(widget, image, z, box):
-    y0, x0, y1, x1 = box
-    corners = [[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]
-    widget.prompt_layers(image)[1].add_rectangles(np.array(corners, float))
+_finish, _box = wait_idle, draw_box
 
 
 def test_reader_gives_spacing_and_geometry(setup):
