@@ -51,7 +51,10 @@ def main() -> None:
     viewer = napari.Viewer(title="napari-samed")
     viewer.window._qt_window.setGeometry(0, 0, 1600, 1000)
     segment = open_demo(viewer)
-    compare_dock, compare = viewer.window.add_plugin_dock_widget("napari-samed", "Compare methods")
+    compare_dock, deferred = viewer.window.add_plugin_dock_widget("napari-samed", "Compare methods")
+    while deferred.widget is None:  # built once its model code has loaded in a thread
+        settle()
+    compare = deferred.widget
     segment_dock = next(d for d in viewer.window._wrapped_dock_widgets.values() if d.widget() is segment)
     window = viewer.window._qt_window
     window.splitDockWidget(segment_dock, compare_dock, Qt.Orientation.Horizontal)  # side by side

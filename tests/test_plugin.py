@@ -31,6 +31,7 @@ def test_sample_is_a_ct_volume_with_organ_and_lesion_labels():
 
 DOCK_AFTER_DRAW = """
 import sys
+import time
 import napari
 from qtpy.QtWidgets import QApplication
 
@@ -41,6 +42,12 @@ assert "torch" not in sys.modules, "torch was imported before the viewer drew"
 dock, widget = viewer.window.add_plugin_dock_widget("napari-samed", sys.argv[1])
 for _ in range(20):
     QApplication.processEvents()
+if hasattr(widget, "loaded"):  # a Deferred dock: the model code loads in a thread, napari keeps drawing
+    assert widget.widget is None
+    while widget.widget is None:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    widget = widget.widget
 print(type(widget).__name__)
 viewer.close()
 """
