@@ -14,6 +14,8 @@ meanwhile) and the longest gaps until it is built.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,73 +27,77 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def open_run(name: str) -> None:
-    import napari
-    from qtpy.QtCore import QTimer
+class Ticks:
+    """A 10 ms timer on the GUI thread; ``report`` gives the longest gaps between its ticks."""
+
+    def __init__(self):
+        from qtpy.QtCore import QTimer
+
+        self.start = time.perf_counter()
+        self.stamps = [self.start]
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: self.stamps.append(time.perf_counter()))
+        self.timer.start(10)
+
+    def report(self) -> str:
+        self.stamps.append(time.perf_counter())  # the first moment the GUI thread is free again
+        self.timer.stop()
+        gaps = np.diff(self.stamps)
+        worst = sorted(np.argsort(gaps)[::-1][:3])
+        return "longest gaps: " + ", ".join(f"{gaps[i] * 1000:.0f} ms at {self.stamps[i] - self.start:.1f} s"
+                                            for i in worst)
+
+
+def pump(until) -> None:
+    """Run the event loop until ``until()``."""
     from qtpy.QtWidgets import QApplication
 
-    viewer = napari.Viewer()
-    for _ in range(30):
-        QApplication.processEvents()
-    ticks: list[float] = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(10)
-    start = time.perf_counter()
-    ticks.append(start)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-samed", name)
-    dock = time.perf_counter() - start
-    while getattr(widget, "widget", widget) is None:
+    while not until():
         QApplication.processEvents()
         time.sleep(0.002)
-    built = time.perf_counter() - start
-    QApplication.processEvents()
-    ticks.append(time.perf_counter())  # the GUI thread's first moment free after docking, if it never was before
-    timer.stop()
-    gaps = np.diff(ticks)
-    worst = sorted(np.argsort(gaps)[::-1][:3])
-    print(f"{name}: dock {dock:.1f} s; built {built:.1f} s; longest gaps: "
-          + ", ".join(f"{gaps[i] * 1000:.0f} ms at {ticks[i] - start:.1f} s" for i in worst))
+
+
+def drawn_viewer():
+    """A napari viewer that has drawn, in a process whose session files go to a new temporary folder."""
+    import napari
+
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp()
+    viewer = napari.Viewer()
+    end = time.perf_counter() + 0.3
+    pump(lambda: time.perf_counter() > end)
+    return viewer
+
+
+def open_run(name: str) -> None:
+    viewer = drawn_viewer()
+    ticks = Ticks()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-samed", name)
+    dock = time.perf_counter() - ticks.start
+    pump(lambda: getattr(widget, "widget", widget) is not None)
+    built = time.perf_counter() - ticks.start
+    print(f"{name}: dock {dock:.1f} s; built {built:.1f} s; {ticks.report()}")
     viewer.close()
 
 
 def one_run() -> None:
-    import napari
-    from qtpy.QtCore import QTimer
-    from qtpy.QtWidgets import QApplication
-
-    def pump(until):
-        while not until():
-            QApplication.processEvents()
-            time.sleep(0.002)
-
-    viewer = napari.Viewer()
-    for _ in range(30):
-        QApplication.processEvents()
+    viewer = drawn_viewer()
     t = time.perf_counter()
     _, widget = viewer.window.add_plugin_dock_widget("napari-samed", "Segment")
     dock = time.perf_counter() - t  # on the GUI thread: napari waits for it
-    [image] = viewer.open(str(ROOT / "sample_data" / "sample_ct.nii.gz"), plugin="napari-samed")
+    sample = Path(tempfile.mkdtemp()) / "sample_ct.nii.gz"  # a copy: its session file goes beside it
+    shutil.copy(ROOT / "sample_data" / "sample_ct.nii.gz", sample)
+    [image] = viewer.open(str(sample), plugin="napari-samed")
     widget.image.value = image
     widget.auto.value = False
     widget.session(image).cache_dir = tempfile.mkdtemp()
     viewer.dims.set_point(0, image.data_to_world([32, 0, 0])[0])
-    ticks: list[float] = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(10)
+    ticks = Ticks()
     widget.prompt_layers(image)[0].add([[32, 100, 80]])
-    start = time.perf_counter()
-    ticks.append(start)
     widget.segment_slice()  # at once: the model code may still be importing in the background
     pump(lambda: widget.worker is None)
     end = time.perf_counter()
     pump(lambda: time.perf_counter() > end + 0.5)
-    timer.stop()
-    gaps = np.diff(ticks)
-    worst = sorted(np.argsort(gaps)[::-1][:3])
-    print(f"dock {dock:.1f} s; result {end - start:.1f} s; longest gaps: "
-          + ", ".join(f"{gaps[i] * 1000:.0f} ms at {ticks[i] - start:.1f} s" for i in worst))
+    print(f"dock {dock:.1f} s; result {end - ticks.start:.1f} s; {ticks.report()}")
     viewer.close()
 
 

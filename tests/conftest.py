@@ -99,8 +99,8 @@ def session_files(monkeypatch, tmp_path_factory):
     segment = sys.modules.get("napari_samed.widgets.segment")
     if segment is not None:
         real = segment.session_path
-        monkeypatch.setattr(segment, "session_path",
-                            lambda path, name: real(None if path and Path(path).is_relative_to(ROOT) else path, name))
+        monkeypatch.setattr(segment, "session_path", lambda path, name, data: real(
+            None if path and Path(path).is_relative_to(ROOT) else path, name, data))
 
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"

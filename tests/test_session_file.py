@@ -67,3 +67,14 @@ def test_a_corrupt_session_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(SamedError, match="cannot be read"):
         load_session(path, (3, 4, 4))
+
+
+def test_an_image_without_a_file_keys_its_session_by_its_voxels(tmp_path, monkeypatch):
+    from napari_samed.io.session import session_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    a, b = np.zeros((4, 8, 8), np.int16), np.ones((4, 8, 8), np.int16)
+    assert session_path(None, "image", a) == session_path(None, "image", a.copy())
+    assert session_path(None, "image", a) != session_path(None, "image", b)  # same name, another array
+    assert session_path(None, "image", a).is_relative_to(tmp_path)
+    assert session_path(tmp_path / "ct.nii.gz", "ct", a) == tmp_path / "ct.nii.gz.samed-session.npz"

@@ -37,16 +37,22 @@ class SavedSession:
     settings: dict = field(default_factory=dict)  #: the widget's choices: model, window, trained model, ...
 
 
-def session_path(image_path: str | os.PathLike | None, name: str) -> Path:
+def session_path(image_path: str | os.PathLike | None, name: str, data: np.ndarray | None = None) -> Path:
     """Where the session of an image lives: ``<image file><SUFFIX>`` beside it when its folder is writable, else in
-    the user's data folder under a name made from the image's path (or its layer ``name``)."""
+    the user's data folder under a name made from the image's path, or for an image without a file from its layer
+    ``name`` and a fingerprint of its ``data`` (shape, type and a sample of its voxels), so that another array
+    under the same name does not inherit it."""
     if image_path:
         image_path = Path(image_path).resolve()
         if os.access(image_path.parent, os.W_OK):
             return image_path.with_name(image_path.name + SUFFIX)
-    key = hashlib.sha1(str(image_path or name).encode()).hexdigest()[:12]
+    key = hashlib.sha1(str(image_path or name).encode())
+    if not image_path and data is not None:
+        data = np.asarray(data)
+        key.update(f"{data.shape}{data.dtype}".encode())
+        key.update(np.ascontiguousarray(data.reshape(-1)[::max(1, data.size // 100_000)]).tobytes())
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in (Path(image_path).name if image_path else name))
-    return platformdirs.user_data_path("napari-samed") / "sessions" / f"{stem}-{key}{SUFFIX}"
+    return platformdirs.user_data_path("napari-samed") / "sessions" / f"{stem}-{key.hexdigest()[:12]}{SUFFIX}"
 
 
 def save_session(path: str | os.PathLike, session: SavedSession) -> None:

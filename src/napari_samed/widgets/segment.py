@@ -170,7 +170,7 @@ class SegmentWidget(QWidget):
     # -- the session file ----------------------------------------------------------------------------------
     def session_file(self, image: Image) -> Path:
         """Where the image's session is saved after each change (`session_path`)."""
-        return session_path(image.source.path, image.name)
+        return session_path(image.source.path, image.name, image.data)
 
     def _choices(self) -> dict:
         """The form's choices, as a session file keeps them."""
