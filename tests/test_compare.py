@@ -164,13 +164,13 @@ def test_compare_widget(make_napari_viewer, qtbot, slab, fewshot_ckpt, cache_dir
                                    for cell in cells.values())
     assert grid.shape == (1, 3) and all(cell[1].name_overlay.visible for cell in cells.values())  # titled
     viewer.layers.remove(results[1])  # a layer of the grid removed: the grid ends, its views go
-    assert not widget.grid.value and not grid.enabled and len(viewer.layers) == 5
+    assert not widget.grid.value and not grid.enabled and len(viewer.layers) == 6
     assert not results[0].name_overlay.visible
     results[1] = viewer.add_labels(widget.results[results[1].name].labels, name=results[1].name)
     widget.layers[results[1].name] = results[1]
     widget.grid.value = True
     widget.grid.value = False
-    assert not grid.enabled and len(viewer.layers) == 6  # ct, reference, points, boxes, two results
+    assert not grid.enabled and len(viewer.layers) == 7  # ct, reference, segmentation, points, boxes, 2 results
     assert list(viewer.layers).index(image) == 0 and all(layer.visible for layer in results)
 
     path = widget.export_csv(tmp_path / "metrics.csv")

@@ -156,9 +156,11 @@ class SegmentWidget(QWidget):
             self._running = None
 
     def _on_image(self, layer: Image | None) -> None:
-        """A 3D image chosen: its prompt layers, the boxes layer selected with the rectangle tool, and a hint."""
+        """A 3D image chosen: its result and prompt layers (the prompts on top), the boxes layer selected with the
+        rectangle tool, its saved session restored, and a hint."""
         if layer is not None and layer.ndim == 3 and not layer.rgb:
             fresh = layer not in self.sessions
+            self.result_layer(layer)  # now, not with the first result: napari's first Labels layer takes ~0.4 s
             _, boxes = self.prompt_layers(layer)
             self.viewer.layers.selection.active = boxes
             boxes.mode = "add_rectangle"
