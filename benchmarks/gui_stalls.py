@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ def drawn_viewer():
     """A napari viewer that has drawn, in a process whose session files go to a new temporary folder."""
     import napari
 
-    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp()
+    os.environ["NAPARI_SAMED_SESSIONS"] = tempfile.mkdtemp()
     viewer = napari.Viewer()
     end = time.perf_counter() + 0.3
     pump(lambda: time.perf_counter() > end)
@@ -84,9 +83,7 @@ def one_run() -> None:
     t = time.perf_counter()
     _, widget = viewer.window.add_plugin_dock_widget("napari-samed", "Segment")
     dock = time.perf_counter() - t  # on the GUI thread: napari waits for it
-    sample = Path(tempfile.mkdtemp()) / "sample_ct.nii.gz"  # a copy: its session file goes beside it
-    shutil.copy(ROOT / "sample_data" / "sample_ct.nii.gz", sample)
-    [image] = viewer.open(str(sample), plugin="napari-samed")
+    [image] = viewer.open(str(ROOT / "sample_data" / "sample_ct.nii.gz"), plugin="napari-samed")
     widget.image.value = image
     widget.auto.value = False
     widget.session(image).cache_dir = tempfile.mkdtemp()

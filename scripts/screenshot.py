@@ -47,7 +47,7 @@ def shoot(viewer, name: str) -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp()  # a clean start: no session an earlier run saved
+    os.environ["NAPARI_SAMED_SESSIONS"] = tempfile.mkdtemp()  # a clean start: no session an earlier run saved
     viewer = napari.Viewer(title="napari-samed")
     viewer.window._qt_window.setGeometry(0, 0, 1600, 1000)
     segment = open_demo(viewer)

@@ -91,16 +91,9 @@ def errors(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def session_files(monkeypatch, tmp_path_factory):
-    """Session files of images in this repository (the sample) go to a temporary data folder, never beside the
-    sample, so that no test restores another's work."""
-    import sys
-
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
-    segment = sys.modules.get("napari_samed.widgets.segment")
-    if segment is not None:
-        real = segment.session_path
-        monkeypatch.setattr(segment, "session_path", lambda path, name, data: real(
-            None if path and Path(path).is_relative_to(ROOT) else path, name, data))
+    """Session files go to a new temporary folder for each test, never beside the sample, so that no test
+    restores another's work (tests of the file beside the image unset it)."""
+    monkeypatch.setenv("NAPARI_SAMED_SESSIONS", str(tmp_path_factory.mktemp("sessions")))
 
 
 SAMPLE = ROOT / "sample_data" / "sample_ct.nii.gz"

@@ -15,7 +15,8 @@ from napari_samed.widgets.objects import LOCK
 Z = 32
 
 
-def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir, tmp_path):
+def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("NAPARI_SAMED_SESSIONS")  # the file goes beside the image
     path = tmp_path / "case.nii.gz"
     shutil.copy(SAMPLE, path)
     _, labels = make_phantom(0)
@@ -51,7 +52,9 @@ def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir,
     assert widget._settings(image)["trained"] is None and widget._settings(image)["checkpoint"] is None
 
 
-def test_a_session_file_of_another_image_is_set_aside(qtbot, make_napari_viewer, cache_dir, tmp_path, errors):
+def test_a_session_file_of_another_image_is_set_aside(qtbot, make_napari_viewer, cache_dir, tmp_path, errors,
+                                                      monkeypatch):
+    monkeypatch.delenv("NAPARI_SAMED_SESSIONS")
     path = tmp_path / "case.nii.gz"
     shutil.copy(SAMPLE, path)
     saved = tmp_path / "case.nii.gz.samed-session.npz"
@@ -72,9 +75,12 @@ def test_a_corrupt_session_file_is_a_clear_error(tmp_path):
 def test_an_image_without_a_file_keys_its_session_by_its_voxels(tmp_path, monkeypatch):
     from napari_samed.io.session import session_path
 
+    monkeypatch.delenv("NAPARI_SAMED_SESSIONS")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     a, b = np.zeros((4, 8, 8), np.int16), np.ones((4, 8, 8), np.int16)
     assert session_path(None, "image", a) == session_path(None, "image", a.copy())
     assert session_path(None, "image", a) != session_path(None, "image", b)  # same name, another array
     assert session_path(None, "image", a).is_relative_to(tmp_path)
     assert session_path(tmp_path / "ct.nii.gz", "ct", a) == tmp_path / "ct.nii.gz.samed-session.npz"
+    monkeypatch.setenv("NAPARI_SAMED_SESSIONS", str(tmp_path / "all"))  # every session in one folder
+    assert session_path(tmp_path / "ct.nii.gz", "ct", a).parent == tmp_path / "all"

@@ -17,6 +17,8 @@ from ..errors import SamedError
 from .atomic import atomic_path
 
 SUFFIX = ".samed-session.npz"
+#: A folder for every session file, instead of beside the images (data folders the user would keep clean).
+SESSIONS_ENV = "NAPARI_SAMED_SESSIONS"
 VERSION = 1
 
 
@@ -39,12 +41,13 @@ class SavedSession:
 
 def session_path(image_path: str | os.PathLike | None, name: str, data: np.ndarray | None = None) -> Path:
     """Where the session of an image lives: ``<image file><SUFFIX>`` beside it when its folder is writable, else in
-    the user's data folder under a name made from the image's path, or for an image without a file from its layer
-    ``name`` and a fingerprint of its ``data`` (shape, type and a sample of its voxels), so that another array
-    under the same name does not inherit it."""
+    ``$NAPARI_SAMED_SESSIONS`` when set (for every image then) or the user's data folder, under a name made from
+    the image's path, or for an image without a file from its layer ``name`` and a fingerprint of its ``data``
+    (shape, type and a sample of its voxels), so that another array under the same name does not inherit it."""
+    folder = os.environ.get(SESSIONS_ENV)
     if image_path:
         image_path = Path(image_path).resolve()
-        if os.access(image_path.parent, os.W_OK):
+        if not folder and os.access(image_path.parent, os.W_OK):
             return image_path.with_name(image_path.name + SUFFIX)
     key = hashlib.sha1(str(image_path or name).encode())
     if not image_path and data is not None:
@@ -52,7 +55,8 @@ def session_path(image_path: str | os.PathLike | None, name: str, data: np.ndarr
         key.update(f"{data.shape}{data.dtype}".encode())
         key.update(np.ascontiguousarray(data.reshape(-1)[::max(1, data.size // 100_000)]).tobytes())
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in (Path(image_path).name if image_path else name))
-    return platformdirs.user_data_path("napari-samed") / "sessions" / f"{stem}-{key.hexdigest()[:12]}{SUFFIX}"
+    root = Path(folder) if folder else platformdirs.user_data_path("napari-samed") / "sessions"
+    return root / f"{stem}-{key.hexdigest()[:12]}{SUFFIX}"
 
 
 def save_session(path: str | os.PathLike, session: SavedSession) -> None:
