@@ -112,3 +112,14 @@ def test_keys_work_with_any_layer_selected_and_are_in_the_preferences(qtbot, set
     listed = editor.key_bindings_strs[editor.VIEWER_KEYBINDINGS]
     assert {"napari-samed:segment", "napari-samed:propagate", "napari-samed:undo"} <= set(listed)
     assert "Shift-S" in widget.segment_button.tooltip
+
+
+def test_painting_in_the_result_layer_updates_the_object_list(qtbot, setup):
+    _, widget, image, organ, _ = setup
+    _box(widget, image, bbox(organ))
+    wait_idle(qtbot, widget)
+    result = widget.result_layer(image)
+    result.paint((Z, 5, 5), 7)  # the user paints label 7 with napari's brush, away from the organ
+    assert (result.data[Z] == 7).any()
+    qtbot.waitUntil(lambda: widget.objects.labels == [1, 7])
+    assert widget.objects.item(1, 1).text() == f"{Z}-{Z} (1)"

@@ -48,6 +48,7 @@ class InteractiveSession:
         self.current_label = 1
         self.locked: set[int] = set()
         self.hidden: set[int] = set()  # objects a viewer does not show (kept with the session)
+        self._coverage: dict[int, tuple[int, int, int]] | None = None  # `objects()` of the labels, until they change
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
         self._undo: list[dict[int, np.ndarray]] = []
@@ -113,8 +114,7 @@ class InteractiveSession:
         check_prompts([prompt], self.image.shape)
         if not emb.has(z):
             yield Progress(0, 1, f"embedding slice {z}")
-        avoid = self.avoid()
-        mask = _zero_shot(emb).segment_slice(emb, prompt, None if avoid is None else avoid[int(z)])
+        mask = _zero_shot(emb).segment_slice(emb, prompt, self.avoid(int(z)))
         yield Progress(1, 1, f"slice {z}")
         return {int(z): mask}
 
@@ -210,6 +210,7 @@ class InteractiveSession:
                 if z in masks:
                     plane[masks[z] & free] = label
         self._undo.append(saved)
+        self.labels_changed()
 
     def undo(self) -> bool:
         """Restore the slices the last `apply` changed; False when there is nothing to undo."""
@@ -217,7 +218,13 @@ class InteractiveSession:
             return False
         for z, plane in self._undo.pop().items():
             self.labels[z] = plane
+        self.labels_changed()
         return True
+
+    def labels_changed(self) -> None:
+        """Say that ``labels`` changed (the session's own writes say it themselves; call it after writing them
+        from outside: a restored file, painting in a viewer)."""
+        self._coverage = None
 
     def new_object(self) -> int:
         """Start the next object: one above the highest label in use (or the current one, if still empty and not
@@ -228,15 +235,18 @@ class InteractiveSession:
 
     # -- objects ---------------------------------------------------------------------------------------------
     def objects(self) -> dict[int, tuple[int, int, int]]:
-        """Each object in the label volume, and the current one: {label: (first slice, last slice, slices)};
-        (-1, -1, 0) for an object without voxels."""
-        used = np.flatnonzero(self.labels.any(axis=(1, 2)))
-        planes = self.labels[used]
-        out = {}
-        for label in sorted(set(np.unique(planes).tolist()) - {0} | {self.current_label} | self.locked):
-            zs = used[(planes == label).any(axis=(1, 2))]
-            out[label] = (int(zs[0]), int(zs[-1]), len(zs)) if len(zs) else (-1, -1, 0)
-        return out
+        """Each object in the label volume, the current one and the locked ones: {label: (first slice, last slice,
+        slices)}; (-1, -1, 0) for an object without voxels. The volume is scanned once after each change of the
+        labels (a whole CT volume takes a few hundred ms)."""
+        if self._coverage is None:
+            used = np.flatnonzero(self.labels.any(axis=(1, 2)))
+            planes = self.labels[used]
+            self._coverage = {}
+            for label in set(np.unique(planes).tolist()) - {0}:
+                zs = used[(planes == label).any(axis=(1, 2))]
+                self._coverage[label] = (int(zs[0]), int(zs[-1]), len(zs))
+        return {label: self._coverage.get(label, (-1, -1, 0))
+                for label in sorted(self._coverage.keys() | {self.current_label} | self.locked)}
 
     def select(self, label: int) -> None:
         """Make ``label`` the current object: the next prompts and results are its."""
@@ -252,16 +262,20 @@ class InteractiveSession:
         self._undo.append({int(z): self.labels[z].copy() for z in zs})
         for z in zs:
             self.labels[z][self.labels[z] == label] = 0
+        self.labels_changed()
 
     def lock(self, label: int, locked: bool = True) -> None:
         """Lock an object (it is never segmented again or overwritten; its voxels act as negative prompts for the
         others) or unlock it."""
         (self.locked.add if locked else self.locked.discard)(label)
 
-    def avoid(self) -> np.ndarray | None:
-        """The voxels the current object must not take: the locked objects' (None when none is locked)."""
+    def avoid(self, z: int | None = None) -> np.ndarray | None:
+        """The voxels the current object must not take, on slice ``z`` or in the volume: the locked objects' (None
+        when none is locked)."""
         others = self.locked - {self.current_label}
-        return np.isin(self.labels, list(others)) if others else None
+        if not others:
+            return None
+        return np.isin(self.labels if z is None else self.labels[z], list(others))
 
     def check_editable(self, label: int) -> None:
         """`SamedError` when object ``label`` is locked."""

@@ -82,9 +82,9 @@ def box_with_clicks(backbone: Backbone, embedding, shape: tuple[int, int], box: 
     xs = [box[1], box[3], *positives[:, 1]]
     base = (int(min(ys)), int(min(xs)), int(np.ceil(max(ys))), int(np.ceil(max(xs))))
     boxes = [base] + [grow_box(base, max(2, round(f * max(shape))), shape) for f in CLICK_MARGINS[:2]]
-    py, px = (positives[:, 0], positives[:, 1]) if len(positives) else (np.array([]), np.array([]))
+    py, px = positives[:, 0], positives[:, 1]
+    y0, x0, y1, x1 = base
     for y, x in negatives.astype(int):
-        y0, x0, y1, x1 = base
         if not (y0 <= y <= y1 and x0 <= x <= x1):
             continue
         for cut in ((y + 1, x0, y1, x1), (y0, x0, y - 1, x1), (y0, x + 1, y1, x1), (y0, x0, y1, x - 1)):

@@ -12,6 +12,12 @@ PRECISION_TIP = ("image encoder arithmetic: auto is fp16 on CUDA, bf16 on a CPU 
                  "masks within about 0.005 DSC of fp32), else fp32")
 
 
+def chosen_path(field: FileEdit) -> str | None:
+    """A file field's path, or None when none is chosen (an empty FileEdit reads as ".")."""
+    path = str(field.value)
+    return path if path not in ("", ".") else None
+
+
 def precision_field() -> ComboBox:
     return ComboBox(label="precision", choices=list(PRECISIONS), value="auto", tooltip=PRECISION_TIP)
 
@@ -37,8 +43,7 @@ class ModelFields:
         return [self.model, self.checkpoint, self.device, self.precision]
 
     def settings(self) -> dict:
-        path = str(self.checkpoint.value)
-        return {"model": self.model.value, "checkpoint": path if path not in ("", ".") else None,
+        return {"model": self.model.value, "checkpoint": chosen_path(self.checkpoint),
                 "device": self.device.value, "precision": self.precision.value}
 
 

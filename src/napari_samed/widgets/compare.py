@@ -37,7 +37,7 @@ from ..evaluation.metrics import per_slice_dsc
 from ..methods import METHODS, Progress, Prompt, SlicePrompt, group_prompts
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import geometry_metadata
-from .common import chosen_volume, layer_choices, precision_field
+from .common import chosen_path, chosen_volume, layer_choices, precision_field
 from .plots import ThemedPlot
 from .prompt_layers import layer_boxes, layer_points
 from .tasks import TaskRunner, wrapped_label
@@ -84,8 +84,8 @@ class MethodRow(Container):
         self.model.enabled = not METHODS[method].trained
 
     def slot(self) -> MethodSlot:
-        path = str(self.checkpoint.value)
-        return MethodSlot(self.method.value, self.model.value, Path(path) if path not in ("", ".") else None)
+        path = chosen_path(self.checkpoint)
+        return MethodSlot(self.method.value, self.model.value, Path(path) if path else None)
 
 
 class DscPlot(ThemedPlot):

@@ -66,8 +66,7 @@ class FewShotWidget(QWidget):
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
                                   tooltip=f"0: the default, {ITERATIONS}")
-        self.found = wrapped_label()
-        self.found.value = "no labelled slices"
+        self.found = wrapped_label("no labelled slices")
         self.train_button = PushButton(text="Train")
         self.segment_button = PushButton(text="Segment volume")
         self.save_button = PushButton(text="Save model")

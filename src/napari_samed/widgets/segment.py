@@ -14,6 +14,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
@@ -24,7 +25,7 @@ from ..methods.prompts import SlicePrompt
 from ..napari_io import geometry_metadata
 from . import actions
 from .autosave import AutoSave
-from .common import ModelFields, chosen_volume, forget, layer_choices
+from .common import ModelFields, chosen_path, chosen_volume, forget, layer_choices
 from .objects import ObjectTable
 from .prompt_layers import layer_boxes, layer_points, prompt_labels, restore_prompts, saved_prompts, style_prompts
 from .tasks import TaskRunner
@@ -58,6 +59,7 @@ class SegmentWidget(QWidget):
         self.results: dict[Image, Labels] = {}
         self.points: dict[Image, Points] = {}
         self.boxes: dict[Image, Shapes] = {}
+        self.files: dict[Image, Path] = {}  # where each image's session is saved
         self.positive = True
         self._pending_auto = False
         self.colors = label_colormap(49, 0.5, background_value=0)  # napari's default, given to the result layers
@@ -133,8 +135,8 @@ class SegmentWidget(QWidget):
 
     def _title_model(self, _value=None) -> None:
         """The folded model section says what it holds."""
-        trained = str(self.trained.value)
-        extra = f", trained {Path(trained).name}" if trained not in ("", ".") else ""
+        trained = chosen_path(self.trained)
+        extra = f", trained {Path(trained).name}" if trained else ""
         self.model_section.setText(f"model: {self.model.value} on {self.device.value}, window {self.window.value}"
                                    + extra)
 
@@ -151,7 +153,7 @@ class SegmentWidget(QWidget):
         layers, which stay in the viewer; or the reference to a removed result or prompt layer). A pending save
         is written first."""
         self.autosave.flush()
-        forget(event.value, self.sessions, self.results, self.points, self.boxes)
+        forget(event.value, self.sessions, self.results, self.points, self.boxes, self.files)
         if event.value is self._running:
             self._running = None
 
@@ -171,15 +173,21 @@ class SegmentWidget(QWidget):
 
     # -- the session file ----------------------------------------------------------------------------------
     def session_file(self, image: Image) -> Path:
-        """Where the image's session is saved after each change (`session_path`)."""
-        return session_path(image.source.path, image.name, image.data)
+        """Where the image's session is saved after each change (`session_path`, found once per image)."""
+        if image not in self.files:
+            self.files[image] = session_path(image.source.path, image.name, image.data)
+        return self.files[image]
+
+    def _saved_fields(self) -> dict:
+        """The form's fields that a session file keeps, by name."""
+        return {"model": self.model, "checkpoint": self.checkpoint, "device": self.device,
+                "precision": self.precision, "window": self.window, "trained": self.trained, "in3d": self.in3d,
+                "auto": self.auto}
 
     def _choices(self) -> dict:
-        """The form's choices, as a session file keeps them."""
-        settings = self._settings(None)
-        return {"model": self.model.value, "checkpoint": settings["checkpoint"] or "", "device": self.device.value,
-                "precision": self.precision.value, "window": self.window.value, "trained": settings["trained"] or "",
-                "in3d": self.in3d.value, "auto": self.auto.value}
+        """The form's choices, as a session file keeps them (a file not chosen: "")."""
+        return {key: (chosen_path(field) or "") if isinstance(field, FileEdit) else field.value
+                for key, field in self._saved_fields().items()}
 
     def _snapshot(self, image: Image) -> SavedSession | None:
         """The image's session as its file keeps it (None once the image is gone)."""
@@ -203,17 +211,16 @@ class SegmentWidget(QWidget):
             return
         session = self.session(image)
         session.labels[...] = saved.labels
+        session.labels_changed()
         session.current_label, session.locked, session.hidden = saved.current, set(saved.locked), set(saved.hidden)
         restore_prompts(*self.prompt_layers(image), saved)
         self._recolor_points(self.prompt_layers(image)[0])
-        widgets = {"model": self.model, "checkpoint": self.checkpoint, "device": self.device,
-                   "precision": self.precision, "window": self.window, "trained": self.trained, "in3d": self.in3d,
-                   "auto": self.auto}
+        fields = self._saved_fields()
         for key, value in saved.settings.items():
-            if key in ("checkpoint", "trained"):
-                widgets[key].line_edit.value = value  # FileEdit.value = "" would mean the working folder
-            elif key in widgets:
-                widgets[key].value = value
+            if isinstance(fields.get(key), FileEdit):
+                fields[key].line_edit.value = value  # FileEdit.value = "" would mean the working folder
+            elif key in fields:
+                fields[key].value = value
         if session.labels.any():
             self._show(image)
         self.status.value = f"restored the saved session ({len(session.objects())} objects) from {path.name}"
@@ -222,7 +229,8 @@ class SegmentWidget(QWidget):
         """Save the session soon (when it holds work, or replaces a saved one)."""
         session, path = self.sessions[image], self.session_file(image)
         prompts = [layer for layer in (self.points.get(image), self.boxes.get(image)) if layer is not None]
-        if session.labels.any() or any(len(layer.data) for layer in prompts) or path.is_file():
+        voxels = any(count for *_, count in session.objects().values())
+        if voxels or any(len(layer.data) for layer in prompts) or path.is_file():
             self.autosave.request(path, lambda: self._snapshot(image))
 
     def prompt_layers(self, image: Image) -> tuple[Points, Shapes]:
@@ -261,6 +269,7 @@ class SegmentWidget(QWidget):
                                            metadata=geometry_metadata(image), colormap=self.colors)
             layer.selected_label = session.current_label
             layer.events.selected_label.connect(lambda _event: self._on_selected_label(image))
+            layer.events.paint.connect(lambda _event: self._on_paint(image))
             actions.bind_layer(layer, self._call)  # over the Labels layer's own keys
             if active is not None:
                 self.viewer.layers.selection.active = active  # napari selects a new layer: keep the user's
@@ -290,8 +299,7 @@ class SegmentWidget(QWidget):
     def _settings(self, image: Image | None) -> dict:
         """The form's choices as `InteractiveSession.configure` takes them (files: None when not chosen)."""
         window = tuple(image.contrast_limits) if image and self.window.value == LAYER_WINDOW else self.window.value
-        trained = str(self.trained.value)
-        return {**self.fields.settings(), "window": window, "trained": trained if trained not in ("", ".") else None}
+        return {**self.fields.settings(), "window": window, "trained": chosen_path(self.trained)}
 
     def slice_boxes(self, image: Image, z: int, label: int | None = None) -> list[tuple[int, int, int, int]]:
         """The boxes (of object ``label``, if given) on slice ``z`` in drawing order, in voxel indices of
@@ -406,6 +414,16 @@ class SegmentWidget(QWidget):
         layer, session = self.results.get(image), self.sessions.get(image)
         if layer is not None and session is not None and layer.selected_label != session.current_label:
             self.select_object(layer.selected_label, image)
+
+    def _on_paint(self, image: Image) -> None:
+        """The user painted in the result layer: its objects changed. Looked at once the event loop runs again
+        (napari announces a single `paint` call before it writes the voxels; a brush stroke after)."""
+        def repainted():
+            if image in self.sessions:
+                self.sessions[image].labels_changed()
+                self._restyle(image)
+
+        QTimer.singleShot(0, repainted)
 
     def delete_object(self) -> None:
         """Delete the current object: its voxels (one undo step) and its prompts."""

@@ -13,9 +13,9 @@ from ..errors import SamedError
 from ..tasks import Progress
 
 
-def wrapped_label() -> Label:
+def wrapped_label(value: str = "") -> Label:
     """A status line that wraps long messages instead of widening its dock."""
-    label = Label(value="")
+    label = Label(value=value)
     label.native.setWordWrap(True)
     return label
 
