@@ -52,6 +52,8 @@ class InteractiveSession:
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
         self._undo: list[dict[int, np.ndarray]] = []
+        self._generation = 0  # counts the changes of ``labels``
+        self._made: dict[int, tuple[int, dict[int, int], dict]] = {}  # label -> 3D result's (generation, origin, stops)
 
     # -- model and embeddings ------------------------------------------------------------------------------
     def configure(self, model: str = "lite-medsam", checkpoint: str | os.PathLike | None = None,
@@ -170,35 +172,61 @@ class InteractiveSession:
         yield Progress(total, total, f"propagated over {len(masks)} slices")
         return masks
 
-    def segment_3d(self, prompts: list[SlicePrompt]) -> Task[Object3D]:
-        """The current object through the volume from its prompts on one or more slices
-        (`ZeroShot.segment_object`); its masks also cover, empty, the slices where the object was before and is
-        not now, so that applying them replaces its earlier voxels everywhere. The prompted slices come first as a
-        ``partial`` {label: masks}, to `apply` at once and `amend` with the whole result."""
+    def segment_3d(self, prompts: list[SlicePrompt], at: int | None = None) -> Task[Object3D]:
+        """The current object through the volume from its ``prompts`` (`ZeroShot.segment_object`).
+
+        An object without voxels is segmented from its prompts on every slice, those on slice ``at`` first (default:
+        the first prompt's slice), then the others by their distance from it. An object with voxels is corrected
+        from its prompts on slice ``at`` only: that slice is segmented again (clicks correct its mask there) and
+        propagation from it replaces the object until it meets slices that agree. The result's ``touched``
+        slices are what changed; they come first as a ``partial`` {label: masks}, to `apply` at once and `amend`
+        with the whole result."""
         emb = self._ready()
         label = self.current_label
         self.check_editable(label)
-        run = _zero_shot(emb).segment_object(emb, ObjectPrompt3D(label, list(prompts)), avoid=self.avoid())
+        at = prompts[0].z if at is None else int(at)
+        existing = self.object_3d(label)
+        steps = [p for p in prompts if p.z == at]
+        if not steps:
+            raise SamedError(f"no prompts of object {label} on slice {at}")
+        if existing is None:
+            steps += sorted((p for p in prompts if p.z != at), key=lambda p: (abs(p.z - at), p.z))
+        run = _zero_shot(emb).segment_object(emb, ObjectPrompt3D(label, steps), avoid=self.avoid(), existing=existing)
         result = yield from relay(run, lambda step: replace(step, partial=step.partial and {label: step.partial}))
-        empty = np.zeros(self.image.shape[1:], bool)
-        for z in np.flatnonzero((self.labels == label).any(axis=(1, 2))):
-            result.masks.setdefault(int(z), empty)
         nz = self.image.shape[0]
         yield Progress(nz, nz, result.describe())
         return result
+
+    def object_3d(self, label: int) -> Object3D | None:
+        """Object ``label`` as it is in the labels (None without voxels), with where its masks came from when the
+        labels have not changed since a 3D segmentation of it was applied."""
+        from .methods.zero_shot import Object3D
+
+        zs = np.flatnonzero((self.labels == label).any(axis=(1, 2)))
+        if not len(zs):
+            return None
+        obj = Object3D(label, {int(z): self.labels[z] == label for z in zs})
+        made = self._made.get(label)
+        if made is not None and made[0] == self._generation:
+            obj.origin = {z: o for z, o in made[1].items() if z in obj.masks}
+            obj.stops = dict(made[2])
+        return obj
 
     # -- the label volume ------------------------------------------------------------------------------------
     def apply(self, masks: Masks, label: int | None = None) -> None:
         """Write masks as ``label`` (the current object): replace its voxels on those slices, keep others'."""
         self.apply_objects({self.current_label if label is None else label: masks})
 
-    def apply_objects(self, objects: dict[int, Masks], amend: bool = False) -> None:
+    def apply_objects(self, objects: dict[int, Masks | Object3D], amend: bool = False) -> None:
         """Write several objects' masks as one undo step. Each replaces its own voxels on its slices and never
         takes another object's voxels, except that a later object in ``objects`` paints over an earlier one
-        (a lesion box after its organ's box). ``amend``: add to the last undo step instead (the rest of a result
-        whose first part was applied already)."""
+        (a lesion box after its organ's box). An `Object3D` writes its ``touched`` slices, and the session
+        remembers where its masks came from (`object_3d`). ``amend``: add to the last undo step instead (the
+        rest of a result whose first part was applied already)."""
         for label in objects:
             self.check_editable(label)
+        made = {label: o for label, o in objects.items() if not isinstance(o, dict)}
+        objects = {label: {z: o.masks[z] for z in o.touched} if label in made else o for label, o in objects.items()}
         saved: dict[int, np.ndarray] = self._undo.pop() if amend and self._undo else {}
         for z in sorted({z for masks in objects.values() for z in masks}):
             if z not in saved:
@@ -211,6 +239,8 @@ class InteractiveSession:
                     plane[masks[z] & free] = label
         self._undo.append(saved)
         self.labels_changed()
+        for label, obj in made.items():
+            self._made[label] = (self._generation, obj.origin, obj.stops)
 
     def undo(self) -> bool:
         """Restore the slices the last `apply` changed; False when there is nothing to undo."""
@@ -225,6 +255,7 @@ class InteractiveSession:
         """Say that ``labels`` changed (the session's own writes say it themselves; call it after writing them
         from outside: a restored file, painting in a viewer)."""
         self._coverage = None
+        self._generation += 1
 
     def new_object(self) -> int:
         """Start the next object: one above the highest label in use (or the current one, if still empty and not

@@ -20,6 +20,46 @@ def grow_box(box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]
     return (max(y0 - margin, 0), max(x0 - margin, 0), min(y1 + margin, shape[0] - 1), min(x1 + margin, shape[1] - 1))
 
 
+def part_boxes(mask: np.ndarray, smallest: float = 0.1, near: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes of a 2D mask's parts (connected components, leaving out those under ``smallest`` times the
+    largest), parts nearer each other than ``near`` times their size sharing one box: a box-only model prompted
+    with each box finds each part, where one box around far-apart parts (the aorta's two cross-sections on one
+    slice) takes what lies between them."""
+    from scipy import ndimage
+
+    parts, count = ndimage.label(mask)
+    if count < 2:
+        return [] if not count else [mask_bbox(mask)]
+    sizes = np.bincount(parts.ravel())[1:]
+    boxes = [(s[0].start, s[1].start, s[0].stop - 1, s[1].stop - 1)
+             for i, s in enumerate(ndimage.find_objects(parts)) if sizes[i] >= smallest * sizes.max()]
+
+    def reach(b):
+        dy, dx = near * (b[2] - b[0] + 1), near * (b[3] - b[1] + 1)
+        return b[0] - dy, b[1] - dx, b[2] + dy, b[3] + dx
+
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = reach(boxes[i]), reach(boxes[j])
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    u, v = boxes[i], boxes.pop(j)
+                    boxes[i] = (min(u[0], v[0]), min(u[1], v[1]), max(u[2], v[2]), max(u[3], v[3]))
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(int(v) for v in b) for b in boxes]
+
+
+def box_margin(shape: tuple[int, int]) -> int:
+    """The margin, in pixels, by which a box drawn from a mask is grown before it prompts a box-only decoder
+    (about 1% of the slice's longest side, at least 2 pixels)."""
+    return max(2, round(0.01 * max(shape)))
+
+
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Dice of two boolean masks of any shape; 0 when both are empty. (Surface metrics: `evaluation.metrics`.)"""
     pred, ref = np.asarray(pred, dtype=bool), np.asarray(ref, dtype=bool)

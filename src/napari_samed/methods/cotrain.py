@@ -111,6 +111,7 @@ class CoTrain(ZeroShot, TrainedMethod):
     name = "cotrain"
     kind = "napari-samed cotrain"
     what = "co-trained decoder"
+    box_pad = 0  # trained on jittered boxes; the pad was measured for the pretrained decoder only
     state_keys = ("structures", "mode", "jitter", "history", "decoder")
     trained = True
     interactive = "decoder"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,8 +43,9 @@ class BoxPrompt3D:
 
 @dataclass
 class ObjectPrompt3D:
-    """One object prompted on one or more slices, segmented through the volume: each prompted slice from its own
-    prompts, every other slice by propagation from the nearest prompted slice until the object ends."""
+    """One object prompted on one or more slices, segmented through the volume. ``slices`` are steps, in the order
+    the user gave them (a slice may come back: each step holds every prompt of its slice so far); each step
+    segments its slice from its prompts and propagates from there (`ZeroShot.segment_object`)."""
 
     label: int
     slices: list[SlicePrompt]
@@ -72,7 +73,9 @@ def group_prompts(boxes: Sequence[Sequence[int]] = (), boxes3d: Sequence[Sequenc
     0 negative) with a label joins that object's prompt on its slice; without one it joins the box on its
     slice that holds it (else the nearest box there), and the unlabelled points of a slice without boxes form
     one object. Objects without a label get the lowest values not given, in that order.
-    ``propagate``: the slice prompts of each object become one `ObjectPrompt3D`, segmented through the volume.
+    ``propagate``: each object becomes one `ObjectPrompt3D`, segmented through the volume in steps: the slice of
+    each of its boxes, then of each of its points, in the order given (one step for prompts in a row on one
+    slice), each step with every prompt given so far on its slice.
     """
     given = {int(b[5]) for b in boxes if len(b) == 6} | {int(p[4]) for p in points if len(p) == 5}
     if any(v < 1 for v in given):
@@ -87,13 +90,20 @@ def group_prompts(boxes: Sequence[Sequence[int]] = (), boxes3d: Sequence[Sequenc
             objects.append(labelled[label, z])
         return labelled[label, z]
 
+    steps: list[SlicePrompt] = []  # each box and point's slice prompt as it stood once the box or point was added
+
+    def step(prompt: SlicePrompt) -> None:
+        steps.append(replace(prompt, points=list(prompt.points), point_labels=list(prompt.point_labels)))
+
     for b in boxes:
         z, y0, x0, y1, x1 = (int(v) for v in b[:5])
         box = (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))
         if len(b) == 6 and on(int(b[5]), z).box is None:
             on(int(b[5]), z).box = box
+            step(on(int(b[5]), z))
         else:
             objects.append(SlicePrompt(z, int(b[5]) if len(b) == 6 else next(free), box))
+            step(objects[-1])
     for z0, y0, x0, z1, y1, x1 in (tuple(int(v) for v in b) for b in boxes3d):
         box = (min(z0, z1), min(y0, y1), min(x0, x1), max(z0, z1), max(y0, y1), max(x0, x1))
         objects.append(BoxPrompt3D(box, next(free)))
@@ -118,23 +128,29 @@ def group_prompts(boxes: Sequence[Sequence[int]] = (), boxes3d: Sequence[Sequenc
             target = loose[z]
         target.points.append((y, x))
         target.point_labels.append(positive)
+        step(target)
     if propagate:
         by_label: dict[int, ObjectPrompt3D] = {}
-        for obj in objects:
-            if isinstance(obj, SlicePrompt):
-                by_label.setdefault(obj.label, ObjectPrompt3D(obj.label, [])).slices.append(obj)
+        for prompt in steps:
+            obj = by_label.setdefault(prompt.label, ObjectPrompt3D(prompt.label, []))
+            if obj.slices and obj.slices[-1].z == prompt.z:
+                obj.slices[-1] = prompt  # prompts given one after another on one slice are one step
+            else:
+                obj.slices.append(prompt)
         objects = [o for o in objects if isinstance(o, BoxPrompt3D)] + list(by_label.values())
     return objects
 
 
 def check_prompts(prompts: Sequence[Prompt], shape: tuple[int, int, int]) -> None:
-    """`SamedError` for prompts outside the volume, inverted boxes or objects with no positive prompt."""
+    """`SamedError` for prompts outside the volume, inverted boxes or objects with no positive prompt (a 3D object
+    may have slices with negative points only: they correct it where it is)."""
     nz, ny, nx = shape
     if not prompts:
         raise SamedError("no prompts: give at least one box, 3D box or point")
     for obj in prompts:
         if isinstance(obj, ObjectPrompt3D) and not obj.slices:
             raise SamedError(f"object {obj.label} has no prompt on any slice")
+    steps = {id(s) for o in prompts if isinstance(o, ObjectPrompt3D) for s in o.slices}
     for obj in [s for o in prompts for s in (o.slices if isinstance(o, ObjectPrompt3D) else [o])]:
         if isinstance(obj, BoxPrompt3D):
             z0, y0, x0, z1, y1, x1 = obj.box
@@ -150,5 +166,5 @@ def check_prompts(prompts: Sequence[Prompt], shape: tuple[int, int, int]) -> Non
         for y, x in obj.points:
             if not (0 <= y < ny and 0 <= x < nx):
                 raise SamedError(f"point ({obj.z}, {y:g}, {x:g}) lies outside the volume of shape {shape}")
-        if obj.box is None and not len(obj.positives):
+        if obj.box is None and not len(obj.positives) and id(obj) not in steps:  # a 3D object's may correct it
             raise SamedError(f"the object on slice {obj.z} has only negative points; add a positive point or a box")

@@ -11,14 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import ndimage
 
-from ..masks import deepest_point, grow_box, label_dtype, mask_bbox
+from ..errors import SamedError
+from ..masks import box_margin, deepest_point, grow_box, label_dtype, mask_bbox, part_boxes
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..tasks import Progress, Task, relay
 from .base import PROMPT_KINDS, register
 from .prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt, check_prompts
-from .propagation import DEFAULT_STOP, UNTIL_EMPTY, SliceQuality, Stop, StopRule, propagate
+from .propagation import DEFAULT_STOP, UNTIL_EMPTY, ObjectLook, SliceQuality, Stop, StopRule, propagate
 
 #: Candidate half-margins around the clicked points, as fractions of the slice's longest side. Chosen on the
 #: real-data benchmark (benchmarks/click_search.py): these five beat the nine used before on the structures'
@@ -28,6 +30,11 @@ CLICK_MARGINS = (0.025, 0.05, 0.085, 0.145, 0.24)
 CLICK_REFINE = 1
 #: Boxes decoded in one batch: bounds the memory of many boxes on one slice.
 BOX_CHUNK = 32
+#: Pixels of the model's input by which a user's box is grown: the SAM family was trained on boxes a few pixels
+#: wider than the object, and a tight box can miss it (MR organs on 117-pixel slices: DSC 0.03 instead of 0.85).
+#: Chosen on the real-data benchmark (docs/benchmarks.md, "A user's box"): a box on every slice, mean DSC 0.803
+#: tight, 0.822 grown by 2, 0.821 by 4.
+BOX_PAD = 2
 
 
 def _respects(mask: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> bool:
@@ -61,7 +68,7 @@ def click_to_mask(backbone: Backbone, embedding, shape: tuple[int, int], positiv
     core = (int(y0), int(x0), int(np.ceil(y1)), int(np.ceil(x1)))
     boxes = [grow_box(core, max(2, round(f * max(shape))), shape) for f in CLICK_MARGINS]
     best = _best_box(backbone, embedding, shape, boxes, positives, negatives)
-    margin = max(2, round(0.01 * max(shape)))
+    margin = box_margin(shape)
     for _ in range(CLICK_REFINE):
         box = mask_bbox(best)
         if box is None:
@@ -97,8 +104,6 @@ def box_with_clicks(backbone: Backbone, embedding, shape: tuple[int, int], box: 
 def lock_negatives(prompt: SlicePrompt, avoid: np.ndarray) -> SlicePrompt:
     """``prompt`` with a negative click at the deepest pixel of each part of ``avoid`` (a slice mask of voxels the
     object must not take) near it: inside its box, or within the widest click margin of its positive points."""
-    from scipy import ndimage
-
     shape = avoid.shape
     if prompt.box is not None:
         region = prompt.box
@@ -119,12 +124,45 @@ def lock_negatives(prompt: SlicePrompt, avoid: np.ndarray) -> SlicePrompt:
 @dataclass
 class Object3D:
     """One object segmented through the volume: its mask on each slice it covers, the `SliceQuality` of every
-    propagated slice, and where and why propagation stopped below (-1) and above (+1) it."""
+    propagated slice, and where and why propagation stopped below (-1) and above (+1) it.
+
+    ``origin`` says where each mask came from: its own slice for a prompted slice (an anchor), the prompted slice
+    it was propagated from otherwise (absent when unknown: a painted or restored mask). ``touched``: the slices
+    the last segmentation wrote, cleared ones included.
+    """
 
     label: int
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     quality: dict[int, SliceQuality] = field(default_factory=dict)
     stops: dict[int, Stop] = field(default_factory=dict)
+    origin: dict[int, int] = field(default_factory=dict)
+    touched: set[int] = field(default_factory=set)
+
+    def copy(self) -> Object3D:
+        """A copy to segment further (the masks are shared until replaced; nothing is touched yet)."""
+        return Object3D(self.label, dict(self.masks), dict(self.quality), dict(self.stops), dict(self.origin))
+
+    def put(self, z: int, mask: np.ndarray, origin: int | None) -> None:
+        """Set slice ``z``'s mask, from ``origin`` (None: the mask is empty, it comes from nowhere)."""
+        self.masks[z] = mask
+        if origin is None:
+            self.origin.pop(z, None)
+        else:
+            self.origin[z] = origin
+        self.quality.pop(z, None)
+        self.touched.add(z)
+
+    def anchors(self) -> list[int]:
+        """The prompted slices, in order."""
+        return sorted(z for z, o in self.origin.items() if o == z)
+
+    def clear_through(self, z: int, step: int, zs: range) -> None:
+        """Empty the slices of ``zs`` (beyond ``z`` in direction ``step``) whose masks were propagated through
+        slice ``z``: from ``z`` itself or from a prompted slice behind it."""
+        for zz in zs:
+            o = self.origin.get(zz)
+            if o is not None and (z - o) * step >= 0 and self.masks[zz].any():
+                self.put(zz, np.zeros_like(self.masks[zz]), None)
 
     def describe(self) -> str:
         """One line: the slices covered and why each end stopped."""
@@ -134,6 +172,30 @@ class Object3D:
         ends = "; ".join(f"{'above' if d > 0 else 'below'} slice {s.z}: {s.reason}"
                          for d, s in sorted(self.stops.items(), reverse=True))
         return f"object {self.label}: slices {min(zs)}-{max(zs)} ({len(zs)}); stopped {ends}"
+
+
+def _clicks(positives, negatives) -> SlicePrompt:
+    """A slice prompt of clicks ``(y, x)``."""
+    points = [(float(y), float(x)) for y, x in [*positives, *negatives]]
+    return SlicePrompt(0, 0, points=points, point_labels=[1] * len(positives) + [0] * len(negatives))
+
+
+def _inside(box, y: float, x: float) -> bool:
+    return box[0] <= y <= box[2] and box[1] <= x <= box[3]
+
+
+def _reaches(box, y: float, x: float, near: float = 0.25) -> bool:
+    """Whether ``(y, x)`` lies within ``near`` times the box's size of it."""
+    dy, dx = near * (box[2] - box[0] + 1), near * (box[3] - box[1] + 1)
+    return box[0] - dy <= y <= box[2] + dy and box[1] - dx <= x <= box[3] + dx
+
+
+def _combine(prompt: SlicePrompt, obj: Object3D) -> str | None:
+    """How a step's clicks change an object that has a mask already: a positive last click only adds ("add"), a
+    negative one only removes ("remove"); a box, or an object without a mask, starts afresh (None)."""
+    if prompt.box is not None or not prompt.points or not any(m.any() for m in obj.masks.values()):
+        return None
+    return "add" if prompt.point_labels[-1] else "remove"
 
 
 def _box_only(obj: SlicePrompt) -> bool:
@@ -147,6 +209,7 @@ class ZeroShot:
     name = "zero-shot"
     trained = False
     prompts = PROMPT_KINDS
+    box_pad = BOX_PAD  #: `BOX_PAD` for this method's decoder
 
     def __init__(self, backbone: Backbone):
         self.backbone = backbone
@@ -197,43 +260,73 @@ class ZeroShot:
         return labels, objects
 
     def segment_object(self, embeddings: VolumeEmbeddings, obj: ObjectPrompt3D, rule: StopRule = DEFAULT_STOP,
-                       avoid: np.ndarray | None = None) -> Task[Object3D]:
-        """Task: one object through the volume from its prompts on one or more slices.
+                       avoid: np.ndarray | None = None, existing: Object3D | None = None) -> Task[Object3D]:
+        """Task: one object through the volume, a step for each prompted slice of ``obj``, in order.
 
-        Each prompted slice is segmented from its own prompts (yielded as the ``partial`` result {z: mask}, so a
-        GUI can show them at once); propagation (`propagation.propagate`, stopped by ``rule``) then goes below the
-        lowest and above the highest prompted slice, and from each prompted slice halfway to the next.
-        ``avoid``: a (z, y, x) mask of voxels the object must not take (locked objects), see `segment_slice`.
+        A step segments its slice from that slice's prompts (`segment_slice`; clicks without a box correct the
+        object's mask there, if it has one) and yields it at once as the ``partial`` result {z: mask}. It then
+        propagates from that slice up and down (`propagation.propagate`, stopped by ``rule``) until the object
+        ends, the next prompted slice, or a slice where the new mask agrees with the object as it was. On an object
+        that has a mask already, a step whose last click is positive only adds to it and one whose last click is
+        negative only removes from it (`_combine`): a click never undoes what it was not meant to; what a negative
+        click removes is also removed on the slices it propagates to where it looks like the click's spot
+        (`ObjectLook.against`). Where the
+        object now ends sooner, or the slice's mask is empty, the masks that had been propagated through the
+        slice are cleared up to the next prompted slice (never by a positive click). ``existing``: the object
+        before these steps (an interactive session's), else none. ``avoid``: a (z, y, x) mask of voxels the
+        object must not take (locked objects), see `segment_slice`.
         """
         check_prompts([obj], embeddings.data.shape)
-        result = Object3D(obj.label)
+        result = Object3D(obj.label) if existing is None else existing.copy()
+        if not any(m.any() for m in result.masks.values()) and not any(p.box or len(p.positives) for p in obj.slices):
+            raise SamedError(f"object {obj.label} has only negative points; add a positive point or a box")
         nz = embeddings.num_slices
-        for prompt in sorted(obj.slices, key=lambda p: p.z):
-            mask = self.segment_slice(embeddings, prompt, None if avoid is None else avoid[prompt.z])
-            result.masks[prompt.z] = result.masks[prompt.z] | mask if prompt.z in result.masks else mask
-        yield Progress(len(result.masks), nz, f"object {obj.label}: prompted slices done, propagating",
-                       partial=dict(result.masks))
 
-        def keep(step):
-            result.masks[step.z], result.quality[step.z] = step.mask, step.quality
-            return Progress(len(result.masks), nz, f"object {obj.label}, slice {step.z}")
+        def keep(step, z):
+            result.put(step.z, step.mask, z)
+            result.quality[step.z] = step.quality
+            return Progress(len(result.touched), nz, f"object {obj.label}, slice {step.z}")
 
-        zs = sorted(result.masks)
-        for i, z in enumerate(zs):
-            low = 0 if i == 0 else (zs[i - 1] + z) // 2 + 1
-            high = nz - 1 if i == len(zs) - 1 else (z + zs[i + 1]) // 2
-            if result.masks[z].any():
-                run = propagate(self.backbone, embeddings, z, result.masks[z], (low, high), rule=rule, avoid=avoid)
-                stops = yield from relay(run, keep)
-                if i == 0:
-                    result.stops[-1] = stops[-1]
-                if i == len(zs) - 1:
-                    result.stops[1] = stops[1]
+        for prompt in obj.slices:
+            z = prompt.z
+            base = result.masks.get(z)
+            combine = _combine(prompt, result)
+            mask = self.segment_slice(embeddings, prompt, None if avoid is None else avoid[z], base)
+            if combine and base is not None:
+                mask = (mask | base) if combine == "add" else (mask & base)
+            unlike = None
+            if combine == "remove" and mask.any():
+                unlike = ObjectLook.against(embeddings.get(z), mask, prompt.negatives)
+            result.put(z, mask, z)
+            yield Progress(len(result.touched), nz, f"object {obj.label}: slice {z} segmented, propagating",
+                           partial={z: mask})
+            anchors = result.anchors()
+            below = max((a for a in anchors if a < z), default=-1)
+            above = min((a for a in anchors if a > z), default=nz)
+            if not mask.any():
+                result.clear_through(z, 1, range(z + 1, above))
+                result.clear_through(z, -1, range(z - 1, below, -1))
+                continue
+            run = propagate(self.backbone, embeddings, z, mask, (below + 1, above - 1), rule=rule, avoid=avoid,
+                            existing=result.masks, combine=combine, unlike=unlike)
+            stops = yield from relay(run, lambda step, z=z: keep(step, z))
+            for step, stop in stops.items():
+                end = above if step > 0 else below
+                if stop.ended and combine != "add":
+                    result.clear_through(z, step, range(stop.z + step, end, step))
+                if end in (-1, nz) and (stop.ended or end == stop.z + step):
+                    result.stops[step] = stop
         return result
 
     def segment_boxes(self, embeddings: VolumeEmbeddings, z: int, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-        """(N, H, W) masks of N boxes on slice ``z``, decoded as one batch against the slice's embedding."""
-        return self.box_masks(embeddings.get(z), embeddings.slice_shape, boxes)
+        """(N, H, W) masks of N user boxes on slice ``z`` (grown by `box_pad`), decoded as one batch against the
+        slice's embedding."""
+        shape = embeddings.slice_shape
+        return self.box_masks(embeddings.get(z), shape, [self.padded(box, shape) for box in boxes])
+
+    def padded(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """A user's box grown by `box_pad` pixels of the model's input."""
+        return grow_box(box, round(self.box_pad * max(shape) / self.backbone.spec.image_size), shape)
 
     def box_masks(self, embedding, shape: tuple[int, int], boxes) -> np.ndarray:
         """(N, H, W) masks of N boxes ``(y0, x0, y1, x1)`` against one slice embedding, decoded in batches."""
@@ -241,33 +334,86 @@ class ZeroShot:
         return np.concatenate([self.backbone.decode(embedding, shape, boxes=boxes[i:i + BOX_CHUNK]).masks()[:, 0]
                                for i in range(0, len(boxes), BOX_CHUNK)])
 
-    def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt,
-                      avoid: np.ndarray | None = None) -> np.ndarray:
+    def segment_slice(self, embeddings: VolumeEmbeddings, obj: SlicePrompt, avoid: np.ndarray | None = None,
+                      base: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask of one object on its slice.
 
-        A box-only backbone takes a box with clicks through `box_with_clicks` and clicks alone through
-        `click_to_mask`. ``avoid``: a slice mask the object must not take (locked objects): its parts near the
-        prompt become negative clicks (`lock_negatives`) and it is cut from the mask.
+        A user's box is grown by `box_pad`. A box-only backbone takes a box with clicks through `box_with_clicks`
+        and clicks alone through `click_to_mask`. ``base``: the object's mask on this slice as it is (a 3D
+        object's), which clicks without a box correct (`correct`); negative clicks alone where the object has no
+        mask give an empty mask.
+        ``avoid``: a slice mask the object must not take (locked objects): its parts near the prompt become
+        negative clicks (`lock_negatives`) and it is cut from the mask.
         """
-        if avoid is not None and avoid.any():
-            obj = lock_negatives(obj, avoid)
         emb, shape = embeddings.get(obj.z), embeddings.slice_shape
+        if obj.box is None and base is not None and base.any():
+            mask = self.correct(emb, shape, base, obj.positives, obj.negatives)
+        elif obj.box is None and not len(obj.positives):
+            mask = np.zeros(shape, bool)
+        else:
+            if obj.box is not None:
+                obj = replace(obj, box=self.padded(obj.box, shape))
+            if avoid is not None and avoid.any():
+                obj = lock_negatives(obj, avoid)
+            mask = self._prompted(emb, shape, obj)
+        return mask if avoid is None else mask & ~avoid
+
+    def _prompted(self, emb, shape: tuple[int, int], obj: SlicePrompt) -> np.ndarray:
+        """The mask of a box and/or clicks (at least one positive) on one slice embedding."""
         box = None if obj.box is None else np.array([obj.box])
         if self.backbone.spec.box_only or not obj.points:
             if box is None:
-                mask = click_to_mask(self.backbone, emb, shape, obj.positives, obj.negatives)
-            elif obj.points:
-                mask = box_with_clicks(self.backbone, emb, shape, obj.box, obj.positives, obj.negatives)
-            else:
-                mask = self.backbone.decode(emb, shape, boxes=box).masks()[0, 0]
-        else:
-            points = np.array(obj.points, dtype=float)[None]
-            labels = np.array(obj.point_labels)[None]
-            multimask = box is None and len(obj.points) == 1  # a lone click is ambiguous: keep SAM's best guess
-            out = self.backbone.decode(emb, shape, boxes=box, points=points, point_labels=labels,
-                                       multimask=multimask)
-            mask = out.masks()[0, int(out.iou[0].argmax())]
-        return mask if avoid is None else mask & ~avoid
+                return click_to_mask(self.backbone, emb, shape, obj.positives, obj.negatives)
+            if obj.points:
+                return box_with_clicks(self.backbone, emb, shape, obj.box, obj.positives, obj.negatives)
+            return self.backbone.decode(emb, shape, boxes=box).masks()[0, 0]
+        points = np.array(obj.points, dtype=float)[None]
+        labels = np.array(obj.point_labels)[None]
+        multimask = box is None and len(obj.points) == 1  # a lone click is ambiguous: keep SAM's best guess
+        out = self.backbone.decode(emb, shape, boxes=box, points=points, point_labels=labels, multimask=multimask)
+        return out.masks()[0, int(out.iou[0].argmax())]
+
+    def correct(self, emb, shape: tuple[int, int], base: np.ndarray, positives: np.ndarray,
+                negatives: np.ndarray) -> np.ndarray:
+        """The object's mask ``base`` on a slice, corrected by clicks, part by part (`masks.part_boxes`). A positive
+        click outside the mask but near a part (within a quarter of its size) segments that part's box again, grown
+        to hold the click (`box_with_clicks`); far from every part it adds what the model finds around it (another
+        cross-section of the object). A negative click removes the part it falls in when that is not the largest
+        part; in the largest part it segments the part's box again away from the click, with a positive click at
+        the part's deepest point away from the negative ones."""
+        mask = base.copy()
+        for y, x in positives.astype(int):
+            if mask[y, x]:
+                continue
+            near = [b for b in part_boxes(mask) if _reaches(b, y, x)]
+            if not near:
+                mask |= self._prompted(emb, shape, _clicks([(y, x)], negatives))
+                continue
+            y0, x0, y1, x1 = near[0]
+            box = grow_box((min(y0, y), min(x0, x), max(y1, y), max(x1, x)), box_margin(shape), shape)
+            mask = self._again(emb, shape, mask, box, [p for p in positives if _inside(box, *p)], negatives)
+        for y, x in negatives.astype(int):
+            if not mask[y, x]:
+                continue
+            parts, count = ndimage.label(mask)
+            part = parts == parts[y, x]
+            inside = part.copy()
+            inside[tuple(negatives.astype(int).T)] = False  # the part's deepest point keeps away from every negative
+            if not inside.any() or (count > 1 and part.sum() < np.bincount(parts.ravel())[1:].max()):
+                mask &= ~part
+                continue
+            box = grow_box(mask_bbox(part), box_margin(shape), shape)
+            keep = [deepest_point(inside), *(p for p in positives if part[int(p[0]), int(p[1])])]
+            mask = self._again(emb, shape, mask, box, keep, negatives, part)
+        return mask
+
+    def _again(self, emb, shape, mask: np.ndarray, box: tuple[int, int, int, int], positives, negatives,
+               part: np.ndarray | None = None) -> np.ndarray:
+        """``mask`` with what lies in ``box`` (or ``part``) segmented again from the box and the clicks."""
+        region = np.zeros(shape, bool)
+        region[box[0]:box[2] + 1, box[1]:box[3] + 1] = True
+        again = self._prompted(emb, shape, replace(_clicks(positives, negatives), box=box))
+        return (mask & ~(region if part is None else part)) | (again & region)
 
     def propagate_box(self, embeddings: VolumeEmbeddings, obj: BoxPrompt3D,
                       rule: StopRule = UNTIL_EMPTY) -> Iterator[tuple[int, np.ndarray]]:
@@ -281,5 +427,6 @@ class ZeroShot:
         first = self.segment_slice(embeddings, SlicePrompt(mid, obj.label, (y0, x0, y1, x1)))
         yield mid, first
         if first.any():
-            for step in propagate(self.backbone, embeddings, mid, first, (z0, z1), (y0, x0, y1, x1), rule):
+            limit = self.padded((y0, x0, y1, x1), embeddings.slice_shape)
+            for step in propagate(self.backbone, embeddings, mid, first, (z0, z1), limit, rule):
                 yield step.z, step.mask

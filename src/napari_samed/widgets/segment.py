@@ -335,8 +335,9 @@ class SegmentWidget(QWidget):
 
     # -- actions -------------------------------------------------------------------------------------------
     def segment_slice(self) -> None:
-        """Segment the current object from the current slice's prompts: through the volume with the 3D toggle on
-        (from the prompts on every slice), else on the current slice only.
+        """Segment the current object from the current slice's prompts: through the volume with the 3D toggle on,
+        else on the current slice only. In 3D, an object's first result comes from its prompts on every slice;
+        after that, the current slice's prompts correct it there and from there on (`InteractiveSession.segment_3d`).
 
         With a co-trained decoder chosen and several boxes on the slice, the boxes are segmented together as
         objects 1, 2, ... in drawing order (points are not used then). With a ProMISe model chosen, the slice's
@@ -359,7 +360,7 @@ class SegmentWidget(QWidget):
             if box is None and not points:
                 raise SamedError(f"no prompts on slice {z}: draw a box or click points first")
             if self.in3d.value:
-                task = _one_object(session.segment_3d(self.object_prompts(image)), session.current_label)
+                task = _one_object(session.segment_3d(self.object_prompts(image), z), session.current_label)
                 return image.data.shape[0], f"object {session.current_label} in 3D", task
             task = session.segment_slice(z, box, points, labels)
             return 1, f"segmenting slice {z}", _one_object(task, session.current_label)
@@ -568,11 +569,10 @@ class SegmentWidget(QWidget):
         from ..methods.zero_shot import Object3D
 
         reports = [o.describe() for o in objects.values() if isinstance(o, Object3D)]
-        objects = {label: o.masks if isinstance(o, Object3D) else o for label, o in objects.items()}
         self.sessions[image].apply_objects(objects, amend=self._amend)
         self._amend = False
         self._show(image)
-        slices = len({z for masks in objects.values() for z, m in masks.items() if m.any()})
+        slices = len({z for masks in objects.values() if isinstance(masks, dict) for z, m in masks.items() if m.any()})
         self.status.value = reports[0] if reports else f"object(s) {', '.join(map(str, objects))}: {slices} slice(s)"
 
     def _show(self, image: Image) -> None:
