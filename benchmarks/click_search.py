@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
 
-from napari_samed.masks import dice, grow_box, mask_bbox  # noqa: E402
+from napari_samed.masks import box_margin, dice, grow_box, mask_bbox  # noqa: E402
 from napari_samed.methods.propagation import stability  # noqa: E402
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402
 
@@ -62,7 +62,7 @@ def record(entry: rd.Entry, backbone, cache: Path) -> list[dict]:
             box = grow_box((*click, *click), max(2, round(f * max(shape))), shape)
             cand, mask = _candidate(backbone, e, shape, box, click, ref[z])
             if mask.any():
-                refined, _ = _candidate(backbone, e, shape, grow_box(mask_bbox(mask), max(2, round(0.01 * max(shape))),
+                refined, _ = _candidate(backbone, e, shape, grow_box(mask_bbox(mask), box_margin(shape),
                                                                      shape), click, ref[z])
                 cand["refined"] = refined
             cands.append(cand)

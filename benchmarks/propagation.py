@@ -44,24 +44,27 @@ def record(entry: rd.Entry, backbone, cache: Path) -> dict:
               "box": zero.segment_boxes(emb, largest, [mask_bbox(ref[largest])])[0]}
     zs = np.flatnonzero(ref.any(axis=(1, 2)))
     row = {"structure": entry.name, "extent": [int(zs[0]), int(zs[-1])], "ref_voxels": int(ref.sum()),
-           "z": largest}
+           "ref_slices": len(zs), "z": largest}
     for name, mask in starts.items():
-        slices = [{"z": largest, "area": int(mask.sum()), "hit": int((mask & ref[largest]).sum())}]
+        slices = [{"z": largest, "area": int(mask.sum()), "hit": int((mask & ref[largest]).sum()),
+                   "ref": int(ref[largest].sum())}]
         run = propagate(backbone, emb, largest, mask, (0, len(ref) - 1), rule=UNTIL_EMPTY)
         for step in run:
-            slices.append({"z": step.z, "hit": int((step.mask & ref[step.z]).sum()), **asdict(step.quality)})
+            slices.append({"z": step.z, "hit": int((step.mask & ref[step.z]).sum()), "ref": int(ref[step.z].sum()),
+                           **asdict(step.quality)})
         row[name] = slices
     return row
 
 
-def replay(row: dict, start: str, rule: StopRule) -> tuple[float, int]:
-    """Volume DSC and overrun (slices past the reference's extent) of ``rule`` on a recorded propagation."""
+def replay(row: dict, start: str, rule: StopRule) -> tuple[float, int, float]:
+    """Volume DSC, overrun (slices past the reference's extent) and the part of the reference's slices whose area
+    the result matches within [0.67, 1.5] (`realdata.AREA_BAND`) of ``rule`` on a recorded propagation."""
     first, *rest = row[start]
     kept = [first]
     for step in (1, -1):
         for s in sorted((s for s in rest if (s["z"] - first["z"]) * step > 0), key=lambda s: abs(s["z"] - first["z"])):
             q = SliceQuality(s["iou"], s["stability"], s["area"], s["area"] / first["area"], s["shift"],
-                             s["similarity"], s["similarity_prev"])
+                             s["similarity"], s["similarity_prev"], s["looks"])
             if rule.failure(q):
                 break
             kept.append(s)
@@ -69,12 +72,14 @@ def replay(row: dict, start: str, rule: StopRule) -> tuple[float, int]:
     zs = [s["z"] for s in kept if s["area"]]
     lo, hi = row["extent"]
     over = max(lo - min(zs), max(zs) - hi, 0)
-    return 2 * hit / (area + row["ref_voxels"]), over
+    low, high = rd.AREA_BAND
+    band = sum(low <= s["area"] / s["ref"] <= high for s in kept if s["ref"]) / row["ref_slices"]
+    return 2 * hit / (area + row["ref_voxels"]), over, band
 
 
 def candidates() -> list[StopRule]:
     grid = itertools.product((0.0, 0.5, 0.6), (0.0, 0.6), (float("inf"), 3.0, 2.0, 1.5), (float("inf"), 1.0, 0.75),
-                             (-1.0, 0.4, 0.5, 0.6), (-1.0, 0.8, 0.85))
+                             (-1.0, 0.4, 0.5, 0.6), (-1.0, 0.8, 0.85), (0.0, 0.3, 0.4, 0.5, 0.6))
     return [StopRule(*values) for values in grid]
 
 
@@ -93,20 +98,20 @@ def main() -> None:
         rows = [r for r in json.loads(args.replay.read_text()) if r["extent"][1] - r["extent"][0] >= 9]
         results = []
         for rule in candidates():
-            out = {s: [replay(r, s, rule) for r in rows] for s in ("click", "box")}
-            click, box = (np.array([d for d, _ in out[s]]) for s in ("click", "box"))
-            overs = [o for s in out for _, o in out[s]]
-            results.append((float(click.mean()), float(box.mean()), float(np.mean(overs)), max(overs),
+            out = [replay(r, s, rule) for s in ("click", "box") for r in rows]
+            click, box = (np.mean([d for d, *_ in out[i * len(rows):(i + 1) * len(rows)]]) for i in (0, 1))
+            overs = [o for _, o, _ in out]
+            results.append((float(click), float(box), float(np.mean([b for *_, b in out])), float(np.mean(overs)),
                             sum(o > 2 for o in overs), rule))
-        print("click mean | box mean | mean overrun | max overrun | runs over 2 slices (of 30) | rule")
+        print(f"click mean | box mean | area in band | mean overrun | runs over 2 slices (of {2 * len(rows)}) | rule")
         for r in sorted(results, key=lambda r: -(r[0] + r[1]))[:args.top]:
-            print(f"{r[0]:.3f} | {r[1]:.3f} | {r[2]:.2f} | {r[3]} | {r[4]} | {r[5]}")
+            print(f"{r[0]:.3f} | {r[1]:.3f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]}")
         best = max(results, key=lambda r: r[0] + r[1])[5]
         for rule in (UNTIL_EMPTY, DEFAULT_STOP, best):
-            print(f"per structure, {rule}: click DSC/overrun, box DSC/overrun")
+            print(f"per structure, {rule}: click DSC/overrun/band, box DSC/overrun/band")
             for row in rows:
-                (cd, co), (bd, bo) = (replay(row, s, rule) for s in ("click", "box"))
-                print(f"  {row['structure']}: {cd:.3f}/{co} {bd:.3f}/{bo}")
+                (cd, co, cb), (bd, bo, bb) = (replay(row, s, rule) for s in ("click", "box"))
+                print(f"  {row['structure']}: {cd:.3f}/{co}/{cb:.2f} {bd:.3f}/{bo}/{bb:.2f}")
 
 
 if __name__ == "__main__":

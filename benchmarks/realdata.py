@@ -24,7 +24,8 @@ Metrics, per structure:
   slices spread over the structure (as the few-shot shots). ``click_s``: seconds per click (cached
   embedding), mean over those clicks.
 - ``click3d``: the volume DSC of one click (on the largest slice) propagated through the volume
-  (`ObjectPrompt3D`, the default stop), and ``click3d_over`` as ``box3d_over``.
+  (`ObjectPrompt3D`, the default stop), ``click3d_over`` as ``box3d_over``, and ``click3d_band``: the part of the
+  reference's slices where the result's area is within `AREA_BAND` of the reference's (0.67-1.5 times).
 - ``fewshot``: `FewShot.fit` (default iterations, seed 0) on the reference of 5 slices spread over the
   structure, ``zs[round(i)] for i in linspace(1, len(zs) - 2, 5)`` deduplicated (skipped when the structure
   spans < 5 slices); ``fewshot`` = DSC over all the other slices of the crop, ``fewshot_shots`` = DSC over the
@@ -63,6 +64,7 @@ DEFAULT_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" /
 DEFAULT_CACHE = Path.home() / ".cache" / "napari-samed-bench"
 METHODS = ("box", "box3d", "click", "click3d", "fewshot")
 MIN_PIXELS = 10  # smaller connected components get no box (2D: pixels, 3D: voxels)
+AREA_BAND = (0.67, 1.5)  # a slice's predicted area is right within this factor of the reference's
 SHOTS = 5
 
 
@@ -90,6 +92,9 @@ def _brats(patient: str) -> list[Entry]:
 
 _LESIONS = ("000001_02_01_008-023", "000002_03_01_035-047", "000009_03_01_036-048", "000010_01_01_078-090",
             "000015_01_01_081-093", "000015_01_01_103-115")
+#: The abdominal organs of the TotalSegmentator MR (its README lists the label values).
+_ORGANS_MR = (("spleen", 1), ("right kidney", 2), ("left kidney", 3), ("gallbladder", 4), ("liver", 5),
+              ("stomach", 6), ("pancreas", 7))
 MANIFEST: list[Entry] = [
     *(e for p in ("0002", "0003", "0004", "0005", "0006") for e in _brats(p)),
     Entry("aorta", "CT", "totalseg_aorta_ct/ct_cropped.nii.gz", "totalseg_aorta_ct/aorta.nii.gz"),
@@ -98,6 +103,8 @@ MANIFEST: list[Entry] = [
             f"deeplesion/CT_Lesion_{c}_label.nii.gz", window=(0.0, 255.0)) for c in _LESIONS),
     Entry("DeepLesion 000015_01_01_103-115 HU", "CT HU", "deeplesion/000015_01_01_103-115_HU.nii.gz",
           "deeplesion/CT_Lesion_000015_01_01_103-115_label.nii.gz"),
+    *(Entry(f"MR {organ}", "MR", "totalseg_abdomen_mr/mr.nii.gz", "totalseg_abdomen_mr/labels.nii.gz", (value,))
+      for organ, value in _ORGANS_MR),
 ]
 
 
@@ -172,6 +179,13 @@ def deepest_click(ref2d: np.ndarray, z: int) -> SlicePrompt:
     return SlicePrompt(int(z), 1, points=[(float(y), float(x))], point_labels=[1])
 
 
+def area_band(pred: np.ndarray, ref: np.ndarray) -> float:
+    """The part of the reference's slices where ``pred``'s area is within `AREA_BAND` of the reference's."""
+    zs = np.flatnonzero(ref.any(axis=(1, 2)))
+    ratio = pred[zs].sum(axis=(1, 2)) / ref[zs].sum(axis=(1, 2))
+    return float(np.mean((ratio >= AREA_BAND[0]) & (ratio <= AREA_BAND[1])))
+
+
 def extent_over(pred: np.ndarray, ref: np.ndarray) -> list[int] | None:
     """(slices below the reference's first, slices above its last) where ``pred`` holds foreground."""
     p, r = (np.flatnonzero(m.any(axis=(1, 2))) for m in (pred, ref))
@@ -208,6 +222,7 @@ def run_structure(entry: Entry, methods, backbone, cache, root: Path, margin: in
     if "click3d" in methods:
         pred = run_task(zero.segment(emb, [ObjectPrompt3D(1, [deepest_click(ref[largest], largest)])])) > 0
         row["click3d"], row["click3d_over"] = dice(pred, ref), extent_over(pred, ref)
+        row["click3d_band"] = area_band(pred, ref)
     if "fewshot" in methods:
         if len(zs) < SHOTS:
             row["fewshot_note"] = f"skipped: the structure spans {len(zs)} < {SHOTS} slices"
@@ -232,8 +247,8 @@ def _f(value, digits: int = 3) -> str:
 
 def markdown(rows: list[dict], means: dict[str, dict]) -> str:
     head = ("| structure | modality | slices | box | box3d | box3d over (below/above) | click slice | "
-            "click 5 slices (mean/min) | click s | click3d | click3d over | few-shot unlabelled | "
-            "few-shot on shots | few-shot train s |\n|" + "---|" * 14)
+            "click 5 slices (mean/min) | click s | click3d | click3d over | click3d area in band | "
+            "few-shot unlabelled | few-shot on shots | few-shot train s |\n|" + "---|" * 15)
     lines = [head]
     for r in [*rows, *means.values()]:
         over, over_click = ("/".join(f"{v:+.{0 if isinstance(v, int) else 1}f}" for v in r.get(k) or [])
@@ -242,15 +257,16 @@ def markdown(rows: list[dict], means: dict[str, dict]) -> str:
         few = _f(r.get("fewshot")) or ("n/a (< 5 slices)" if "fewshot_note" in r else "")
         lines.append(f"| {r['structure']} | {r.get('modality', '')} | {r.get('slices', '')} | {_f(r.get('box'))} | "
                      f"{_f(r.get('box3d'))} | {over} | {_f(r.get('click'))} | {c5} | {_f(r.get('click_s'), 2)} | "
-                     f"{_f(r.get('click3d'))} | {over_click} | {few} | {_f(r.get('fewshot_shots'))} | "
+                     f"{_f(r.get('click3d'))} | {over_click} | {_f(r.get('click3d_band'), 2)} | {few} | "
+                     f"{_f(r.get('fewshot_shots'))} | "
                      f"{_f(r.get('fewshot_train_s'), 1)} |")
     return "\n".join(lines)
 
 
 def mean_rows(rows: list[dict]) -> dict[str, dict]:
     """Means of every figure over all structures and over those spanning >= 10 slices."""
-    keys = ("box", "box3d", "click", "click5_mean", "click5_min", "click_s", "click3d", "fewshot", "fewshot_shots",
-            "fewshot_train_s")
+    keys = ("box", "box3d", "click", "click5_mean", "click5_min", "click_s", "click3d", "click3d_band", "fewshot",
+            "fewshot_shots", "fewshot_train_s")
     out = {}
     for name, chosen in (("mean, all", rows), ("mean, >= 10 slices", [r for r in rows if r["slices"] >= 10])):
         row = {"structure": f"**{name}** ({len(chosen)})"}
