@@ -12,7 +12,7 @@ from conftest import SAMPLE, draw_box, open_with_segment, wait_idle
 from qtpy.QtCore import QTimer
 from scipy import ndimage
 
-from napari_samed.masks import dice
+from napari_samed.masks import deepest_point, dice
 from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import CoTrain, FewShot, Promise, SlicePrompt, run_task
 from napari_samed.methods.fewshot import FewShotDecoder
@@ -146,6 +146,33 @@ def test_one_click_in_3d_gives_the_whole_object_and_one_undo_removes_it(qtbot, s
     assert widget.progress.value() == widget.progress.maximum() > 0  # full, though propagation stopped early
     widget.undo()
     assert not result.any()
+
+
+def test_a_negative_click_on_a_propagated_slice_removes_the_leak_there_and_beyond(qtbot, setup):
+    """A box drawn far past the organ leaks into its neighbours through many slices; a negative click on a
+    propagated slice removes the leak there and on the slices propagated through it; one undo restores it."""
+    viewer, widget, image, labels = setup
+    organ = labels > 0
+    widget.in3d.value = True
+    y0, x0, y1, x1 = bbox(organ[Z])
+    _box(widget, image, Z, (y0, x0, y1 + 40, x1 + 60))
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    before = widget.result_layer(image).data.copy()
+    leak = (before == 1) & ~organ
+    z = Z + 8
+    assert (leak[z:].sum(axis=(1, 2)) > 1000).sum() >= 5  # the leak runs on past slice z
+    viewer.dims.set_point(0, image.data_to_world([z, 0, 0])[0])
+    widget.toggle_polarity()
+    widget.prompt_layers(image)[0].add([[z, *deepest_point(leak[z])]])
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    after = widget.result_layer(image).data == 1
+    assert (after & ~organ)[z:].sum() < 0.05 * leak[z:].sum() and dice(after[z:], organ[z:]) > 0.95
+    assert not (after & (before != 1)).any()  # a negative click only removes
+    assert (after & organ).sum() > 0.99 * ((before == 1) & organ).sum()
+    widget.undo()
+    np.testing.assert_array_equal(widget.result_layer(image).data, before)
 
 
 def test_prompts_trigger_segmentation_when_auto_is_on(qtbot, setup):

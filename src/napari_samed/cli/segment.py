@@ -35,8 +35,9 @@ def add_parser(sub) -> None:
                    help="click on slice Z; POLARITY 1 positive (default) or 0 negative; with LABEL it belongs "
                         "to that object, without it to the box around it on its slice")
     p.add_argument("--propagate", action="store_true",
-                   help="segment each object (its boxes and points on any slices) through the volume, stopping "
-                        "where the object ends (zero-shot)")
+                   help="segment each object through the volume, stopping where the object ends (zero-shot); "
+                        "its prompts on several slices are steps in the order given (boxes, then points): later "
+                        "clicks correct it, a positive one only adding, a negative one only removing")
     options.add_overwrite(p)
     p.set_defaults(run=run)
 
