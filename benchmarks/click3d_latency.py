@@ -2,9 +2,10 @@
 object, and a negative correction click.
 
     PYTHONPATH=src python benchmarks/click3d_latency.py [--precision auto|fp32] [--repeats 3] [--cache DIR]
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 PYTHONPATH=src python benchmarks/click3d_latency.py --precision fp32
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 PYTHONPATH=src \
+        python benchmarks/click3d_latency.py --precision fp32
 
-The volume is the sample phantom generated at 100 × 512 × 512 (1.25 × 0.5 × 0.5 mm), the organ spanning about 80
+The volume is the sample phantom generated at 100 × 512 × 512 (1.25 × 0.5 × 0.5 mm), the organ spanning 74
 slices; LiteMedSAM on the CPU (2 threads). The click is at the organ's deepest point on its largest slice;
 ``ZeroShot.segment_object`` runs from a cold start of the task (embeddings cached on disk, the backbone loaded).
 Prints the median over ``--repeats`` of: seconds to the prompted slice's mask (the task's first partial result),
