@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from ..masks import box_margin, dice, grow_box, part_boxes
 from ..models.backbone import Backbone
@@ -129,10 +130,8 @@ class ObjectLook:
 
     @classmethod
     def of(cls, embedding: torch.Tensor, mask: np.ndarray) -> ObjectLook:
-        from scipy import ndimage
-
-        cells, weights = _grid(embedding, mask)
-        core = (weights > 0.5).numpy() if (weights > 0.5).any() else (weights > 0).numpy()
+        cells, weights = _cells(embedding, mask.shape), _weights(embedding, mask)
+        core = _core(weights)
         radius = max(2, round(0.5 * np.sqrt(core.sum() / np.pi)))
         ring = ndimage.binary_dilation(core, iterations=radius) & ~(weights > 0.05).numpy()
         if not ring.any():
@@ -143,11 +142,10 @@ class ObjectLook:
     def against(cls, embedding: torch.Tensor, mask: np.ndarray, points: np.ndarray) -> ObjectLook:
         """The look of the object under ``mask`` against that of the cells holding ``points`` ``(y, x)`` (negative
         clicks: what the object is not)."""
-        cells, weights = _grid(embedding, mask)
-        core = (weights > 0.5) if (weights > 0.5).any() else (weights > 0)
+        cells = _cells(embedding, mask.shape)
         grid = embedding.shape[-1] / max(mask.shape)
         ys, xs = (np.minimum((points[:, i] * grid).astype(int), cells.shape[i + 1] - 1) for i in (0, 1))
-        return cls(cells[:, core].mean(dim=1), cells[:, ys, xs].mean(dim=1))
+        return cls(cells[:, _core(_weights(embedding, mask))].mean(dim=1), cells[:, ys, xs].mean(dim=1))
 
     def _alike(self, cells: torch.Tensor) -> torch.Tensor:
         return F.cosine_similarity(cells, self.inside[:, None, None], dim=0) > F.cosine_similarity(
@@ -155,22 +153,31 @@ class ObjectLook:
 
     def fraction(self, embedding: torch.Tensor, mask: np.ndarray) -> float:
         """The part of ``mask`` (by area) on cells that look like the object."""
-        cells, weights = _grid(embedding, mask)
-        return float((weights * self._alike(cells)).sum() / weights.sum().clamp_min(1e-6))
+        weights = _weights(embedding, mask)
+        return float((weights * self._alike(_cells(embedding, mask.shape))).sum() / weights.sum().clamp_min(1e-6))
 
     def alike(self, embedding: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
         """A slice mask of ``shape``: the pixels on cells that look like the object."""
-        cells, _ = _grid(embedding, np.zeros(shape, bool))
-        alike = self._alike(cells)[None, None].float()
+        alike = self._alike(_cells(embedding, shape))[None, None].float()
         return F.interpolate(alike, size=shape, mode="nearest")[0, 0].numpy() > 0.5
 
 
-def _grid(embedding: torch.Tensor, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """The slice's embedding cells (256, h, w) without the padding, its mean subtracted, and ``mask``'s area
-    fraction in each cell (h, w)."""
-    h, w = SliceTransform(*mask.shape, embedding.shape[-1]).resized
+def _cells(embedding: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A slice's embedding cells (256, h, w) without the padding, their mean subtracted."""
+    h, w = SliceTransform(*shape, embedding.shape[-1]).resized
     cells = embedding[:, :h, :w].float()
-    return cells - cells.mean(dim=(1, 2), keepdim=True), masks_to_grid(mask[None], embedding.shape[-1])[0, :h, :w]
+    return cells - cells.mean(dim=(1, 2), keepdim=True)
+
+
+def _weights(embedding: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    """``mask``'s area fraction in each cell of `_cells` (h, w)."""
+    h, w = SliceTransform(*mask.shape, embedding.shape[-1]).resized
+    return masks_to_grid(mask[None], embedding.shape[-1])[0, :h, :w]
+
+
+def _core(weights: torch.Tensor) -> np.ndarray:
+    """The cells mostly inside a mask (those it touches when none is)."""
+    return ((weights > 0.5) if (weights > 0.5).any() else (weights > 0)).numpy()
 
 
 def quality(logits: np.ndarray, iou: float, first: np.ndarray, previous: np.ndarray, look: torch.Tensor,

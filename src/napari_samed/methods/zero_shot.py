@@ -266,15 +266,15 @@ class ZeroShot:
         A step segments its slice from that slice's prompts (`segment_slice`; clicks without a box correct the
         object's mask there, if it has one) and yields it at once as the ``partial`` result {z: mask}. It then
         propagates from that slice up and down (`propagation.propagate`, stopped by ``rule``) until the object
-        ends, the next prompted slice, or a slice where the new mask agrees with the object as it was. On an object
-        that has a mask already, a step whose last click is positive only adds to it and one whose last click is
-        negative only removes from it (`_combine`): a click never undoes what it was not meant to; what a negative
-        click removes is also removed on the slices it propagates to where it looks like the click's spot
-        (`ObjectLook.against`). Where the
-        object now ends sooner, or the slice's mask is empty, the masks that had been propagated through the
-        slice are cleared up to the next prompted slice (never by a positive click). ``existing``: the object
-        before these steps (an interactive session's), else none. ``avoid``: a (z, y, x) mask of voxels the
-        object must not take (locked objects), see `segment_slice`.
+        ends, the next prompted slice, or a slice where the new mask agrees with the object as it was.
+
+        On an object that has a mask already, a step whose last click is positive only adds to it and one whose
+        last click is negative only removes from it (`_combine`): a click never undoes what it was not meant to.
+        What a negative click removes is also removed on the slices it propagates to where it looks like the
+        clicked spot (`ObjectLook.against`). Where the object now ends sooner, or the slice's mask is empty, the
+        masks that had been propagated through the slice are cleared up to the next prompted slice (never by a
+        positive click). ``existing``: the object before these steps (an interactive session's), else none.
+        ``avoid``: a (z, y, x) mask of voxels the object must not take (locked objects), see `segment_slice`.
         """
         check_prompts([obj], embeddings.data.shape)
         result = Object3D(obj.label) if existing is None else existing.copy()
