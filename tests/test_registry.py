@@ -56,7 +56,7 @@ def test_weights_digest_once_per_file_version(tmp_path):
     import hashlib
     import os
 
-    from napari_samed.models.registry import _sha256, file_sha256
+    from napari_samed.io.atomic import _sha256, file_sha256
 
     path = tmp_path / "weights.pth"
     path.write_bytes(b"a" * 1000)

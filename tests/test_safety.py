@@ -299,3 +299,68 @@ def test_prompts_outside_the_volume_are_refused_before_any_progress_bar(capsys, 
             message="slice 9 is outside the volume (0..4)")
     refused(capsys, "segment", image, "-o", tmp_path / "o.nii.gz", "--point", "2,1,999",
             message="lies outside the volume")
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its content."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _foreign_nifti(path):
+    nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)).to_filename(str(path))
+
+
+@pytest.mark.parametrize("command, name", [
+    (["sample"], "sample_ct.nii.gz"),  # another tool's image under the sample's name
+    (["sample"], "sample_ct_labels.nii.gz"),  # a text file under the labels' name
+    (["sample", "--cases", "2"], "dataset.json"),
+    (["sample", "--cases", "2"], "imagesTr/mine.nii.gz"),
+    (["demo", "--headless"], "sample_ct.nii.gz"),
+    (["demo", "--headless"], "report.md"),
+    (["demo", "--headless"], "fewshot.ckpt"),  # any other file under the checkpoint's name
+    (["benchmark", "--data", "{data}"], "report.md"),
+    (["benchmark", "--data", "{data}"], "results.csv"),
+    (["benchmark", "--data", "{data}"], "ct.png"),
+    (["benchmark", "cotrain", "{data}", "--structures", "organ=1"], "table1.csv"),
+    (["benchmark", "cotrain", "{data}", "--structures", "organ=1"], "cotrain.ckpt"),
+    (["benchmark", "cotrain", "{data}", "--structures", "organ=1"], "single.ckpt"),
+    (["benchmark", "cotrain", "{data}", "--structures", "organ=1"], "overlays/mine.png"),
+])
+def test_an_output_folder_keeps_a_file_napari_samed_did_not_write(capsys, tmp_path, case, command, name):
+    image, reference, _ = case
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ct.nii.gz").write_bytes(image.read_bytes())
+    (data / "ct_label.nii.gz").write_bytes(reference.read_bytes())
+    out = tmp_path / "out"
+    (out / name).parent.mkdir(parents=True)
+    if name.endswith(".nii.gz") and "labels" not in name:
+        _foreign_nifti(out / name)
+    else:
+        (out / name).write_text("the user's own file\n")
+    (out / "notes.txt").write_text("mine\n")
+    before = _snapshot(out)
+    args = [str(a).replace("{data}", str(data)) for a in command]
+    refused(capsys, *args, "-o", out, message=f"{out / name} is in the way")
+    assert _snapshot(out) == before  # nothing written, nothing replaced
+
+
+def test_a_command_replaces_its_own_outputs_and_others_only_with_overwrite(capsys, tmp_path):
+    out = tmp_path / "out"
+    code, first, _ = run(capsys, "sample", "-o", out)
+    assert code == 0 and (out / ".napari-samed-outputs.json").is_file()
+    code, second, _ = run(capsys, "sample", "-o", out)  # its own files: replaced
+    assert code == 0 and second == first
+    _foreign_nifti(out / "sample_ct.nii.gz")  # the user replaced one of them: no longer the command's
+    refused(capsys, "sample", "-o", out, message="sample_ct.nii.gz is in the way")
+    code, _, _ = run(capsys, "sample", "-o", out, "--overwrite")
+    assert code == 0 and read_volume(out / "sample_ct.nii.gz").shape == (64, 256, 256)
+    code, _, _ = run(capsys, "sample", "-o", out)  # and replaced with --overwrite, it is the command's again
+    assert code == 0
+
+
+def test_the_demo_without_a_display_says_to_run_it_headless(capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    refused(capsys, "demo", message="run napari-samed demo --headless -o OUT")

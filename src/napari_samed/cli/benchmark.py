@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
                    help="simulated prompt kinds to use (default: every kind each method understands)")
     p.add_argument("--tolerance", type=options.tolerance, default=1.0, help="NSD tolerance in mm (default 1)")
     options.add_run(p)  # --window auto also takes uint8 images as already windowed (0,255)
+    options.add_overwrite(p)
     p.set_defaults(run=run)
     suites = p.add_subparsers(dest="suite", metavar="SUITE")
     cotrain = suites.add_parser("cotrain", help="the co-training paper's Table 1: untouched, single prompt, co-train")
@@ -35,38 +36,46 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..evaluation.compare import parse_methods, with_prompts
     from ..evaluation.report import benchmark, find_cases
-    from ..io.outputs import check_writable_folder
+    from ..io.outputs import OutputFolder
     from ..methods import PROMPT_KINDS
     from ..tasks import run_task
 
     if args.data is None or args.report is None:
         raise SamedError("benchmark needs --data DIR and -o OUT (or a suite: benchmark cotrain DATA -o DIR)")
-    check_writable_folder(args.report, "report folder")
     cases, notes = find_cases(args.data)
     slots = with_prompts(parse_methods(args.methods), PROMPT_KINDS, args.prompts)
+    folder = OutputFolder(args.report, "report folder", args.overwrite)
+    folder.claim(["report.md", "results.csv", *(f"{case.name}.png" for case in cases)])
     for note in notes:
         print(f"napari-samed: {note}", file=sys.stderr)
     bar, update = options.progress_bar("benchmark")
-    with bar:
-        run_task(benchmark(cases, slots, args.report, args.device, args.window, args.cache, args.tolerance, notes,
-                           args.command_line, args.precision), update)
+    try:
+        with bar:
+            run_task(benchmark(cases, slots, args.report, args.device, args.window, args.cache, args.tolerance,
+                               notes, args.command_line, args.precision), update)
+    finally:
+        folder.record()
     print(args.report / "report.md")
     return 0
 
 
 def run_cotrain(args) -> int:
     from ..evaluation.cotrain_report import benchmark_cotrain
-    from ..io.outputs import check_writable_folder
+    from ..io.outputs import OutputFolder
     from ..methods.cotrain import parse_jitter
     from ..models import load_backbone
     from ..tasks import run_task
 
-    check_writable_folder(args.output, "report folder")
+    folder = OutputFolder(args.output, "report folder", args.overwrite)
+    folder.claim(["table1.md", "table1.csv", "single.ckpt", "cotrain.ckpt"], ["overlays"])
     backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
     structures, splits = training_slices(args, backbone)
     bar, update = options.progress_bar("benchmark cotrain")
-    with bar:
-        run_task(benchmark_cotrain(splits, backbone, args.output, parse_jitter(args.jitter, structures), args.epochs,
-                                   args.batch, args.lr, args.seed), update)
+    try:
+        with bar:
+            run_task(benchmark_cotrain(splits, backbone, args.output, parse_jitter(args.jitter, structures),
+                                       args.epochs, args.batch, args.lr, args.seed), update)
+    finally:
+        folder.record()
     print((args.output / "table1.md").read_text())
     return 0

@@ -115,10 +115,11 @@ def add_precision(p: argparse.ArgumentParser) -> None:
                         "(CUDA); part of the embedding cache key")
 
 
-def add_overwrite(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output file even when it is not an earlier napari-samed output of the "
-                        "same kind")
+def add_overwrite(p: argparse.ArgumentParser, inherited: bool = False) -> None:
+    """--overwrite; ``inherited``: a sub-command's, which keeps the value its parent command parsed when not given."""
+    p.add_argument("--overwrite", action="store_true", default=argparse.SUPPRESS if inherited else False,
+                   help="replace an existing output file (or a file in an output folder) even when napari-samed did "
+                        "not write it there")
 
 
 def add_dataset(p: argparse.ArgumentParser) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
+from ..errors import SamedError
 from . import options
 
 
@@ -26,6 +29,7 @@ def add_parsers(sub) -> None:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--cases", type=options.positive_int("--cases"), metavar="N",
                         help="write an MSD-style training folder of N phantoms (seeds SEED, SEED+1, ...) instead")
+    options.add_overwrite(sample)
     sample.set_defaults(run=run_sample)
 
     demo = sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
@@ -37,6 +41,7 @@ def add_parsers(sub) -> None:
     demo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (--headless)")
     options.add_precision(demo)
     demo.add_argument("--cache", type=Path, help="embedding cache folder (--headless)")
+    options.add_overwrite(demo)
     demo.set_defaults(run=cmd_demo)
 
 
@@ -65,31 +70,40 @@ def run_embed(args) -> int:
 
 
 def run_sample(args) -> int:
-    from ..io.outputs import check_writable_folder
-    from ..sample_data import write_sample, write_sample_dataset
+    from ..io.outputs import OutputFolder
+    from ..sample_data import SAMPLE_IMAGE, SAMPLE_LABELS, write_sample, write_sample_dataset
 
-    check_writable_folder(args.output, "sample folder")
     if args.cases is not None:
+        folder = OutputFolder(args.output, "sample folder", args.overwrite)
+        folder.claim(["dataset.json"], ["imagesTr", "labelsTr"])
         print(write_sample_dataset(args.output, args.cases, args.seed))
-        return 0
-    for path in write_sample(args.output, args.seed):
-        print(path)
+    else:
+        folder = OutputFolder(args.output, "sample folder", args.overwrite).claim([SAMPLE_IMAGE, SAMPLE_LABELS])
+        for path in write_sample(args.output, args.seed):
+            print(path)
+    folder.record()
     return 0
 
 
 def cmd_demo(args) -> int:
     """The demo: a report headless, else napari with the sample (the only command that imports napari)."""
     if args.headless:
-        from ..evaluation.report import demo_report
-        from ..io.outputs import check_writable_folder
+        from ..evaluation.report import DEMO_FILES, demo_report
+        from ..io.outputs import OutputFolder
         from ..tasks import run_task
 
-        check_writable_folder(args.output, "report folder")
+        folder = OutputFolder(args.output, "report folder", args.overwrite).claim(DEMO_FILES)
         bar, update = options.progress_bar("demo")
-        with bar:
-            run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
+        try:
+            with bar:
+                run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
+        finally:
+            folder.record()
         print(args.output / "report.md")
         return 0
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise SamedError("napari-samed demo opens napari, which needs a display, and none is set (DISPLAY, "
+                         "WAYLAND_DISPLAY); without one, run napari-samed demo --headless -o OUT")
     import napari
 
     from ..widgets.demo import open_demo

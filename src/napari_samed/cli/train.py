@@ -44,7 +44,7 @@ def add_cotrain_options(p, output: str, output_help: str, mode: bool = True) -> 
     if mode:
         p.add_argument("--mode", choices=["cotrain", "single"], default="cotrain",
                        help="cotrain: all structures of a slice per step, max loss (default); single: one per step")
-        options.add_overwrite(p)
+    options.add_overwrite(p, inherited=not mode)
     p.add_argument("--epochs", type=options.positive_int("--epochs"), default=10,
                    help="passes over the training slices (default 10)")
     p.add_argument("--batch", type=options.positive_int("--batch"), default=4,

@@ -212,6 +212,11 @@ def write_figure(case: CaseResult, path: Path) -> Path:
     return path
 
 
+#: What `demo_report` writes into its folder.
+DEMO_FILES = ("sample_ct.nii.gz", "sample_ct_labels.nii.gz", "fewshot.ckpt", "report.md", "results.csv",
+              "sample_ct.png")
+
+
 def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | os.PathLike | None = None,
                 shots: int = 5, precision: str = "auto") -> Task[list[CaseResult]]:
     """Task: the whole story on the sample volume, headless. Writes the sample and its reference into ``out``,

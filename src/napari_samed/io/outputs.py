@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import SamedError
+from .atomic import atomic_path, file_sha256
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -48,3 +50,70 @@ def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
                          f"(choose another name, or pass --overwrite)")
     check_writable_folder(path.parent, "folder")
     return path
+
+
+class OutputFolder:
+    """A command's output folder, which it writes only new files into or files it wrote there itself.
+
+    Before any work, `claim` names the files (and the subfolders, with everything in them) the command will write
+    and refuses, in one line, the first that is in the way: a file that napari-samed did not write there, or that
+    changed since (unless ``overwrite``). Once done, `record` lists what the command wrote, with its SHA-256, in
+    `OutputFolder.RECORD` in the folder; files not listed there that are marked as napari-samed volumes or labels
+    (`io.readers.written_by`, written before the record existed) count as its own too.
+    """
+
+    RECORD = ".napari-samed-outputs.json"
+
+    def __init__(self, folder: str | os.PathLike, what: str, overwrite: bool = False):
+        self.folder, self.what, self.overwrite = Path(folder), what, overwrite
+        self._claimed: dict[str, tuple | None] = {}  # name -> (size, mtime) before the command, None if absent
+        self._folders: list[str] = []
+
+    def _recorded(self) -> dict[str, str]:
+        try:
+            return json.loads((self.folder / self.RECORD).read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def _ours(self, path: Path, recorded: dict[str, str]) -> bool:
+        from .readers import written_by
+
+        name = path.relative_to(self.folder).as_posix()
+        return recorded[name] == file_sha256(path) if name in recorded else written_by(path) is not None
+
+    def claim(self, names: Iterable[str], folders: Iterable[str] = ()) -> OutputFolder:
+        """Check that the command may write ``names`` and fill ``folders`` (relative to the folder); `SamedError`
+        for the first file in the way. Writes nothing but the folder itself."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise SamedError(f"{self.what} {self.folder} is a file, not a folder")
+        recorded = self._recorded()
+        self._folders = list(folders)
+        paths = [self.folder / name for name in names]
+        paths += [p for sub in self._folders if (self.folder / sub).is_dir()
+                  for p in sorted((self.folder / sub).rglob("*")) if not p.is_dir()]
+        for path in paths:
+            if path.is_dir():
+                raise SamedError(f"{path} is a folder where {self.what} needs a file; choose another folder")
+            if path.exists() and not self.overwrite and not self._ours(path, recorded):
+                raise SamedError(f"{path} is in the way: napari-samed did not write it there (or it changed since); "
+                                 f"refusing to replace it (choose another folder, or pass --overwrite)")
+        self._claimed = {p.relative_to(self.folder).as_posix(): _stat(p) for p in paths}
+        check_writable_folder(self.folder, self.what)
+        return self
+
+    def record(self) -> None:
+        """List the claimed files the command wrote, or that were its own already, as its own."""
+        recorded = self._recorded()
+        files = dict(self._claimed)
+        files.update({p.relative_to(self.folder).as_posix(): None for sub in self._folders
+                      if (self.folder / sub).is_dir() for p in (self.folder / sub).rglob("*") if not p.is_dir()})
+        for name, before in files.items():
+            path = self.folder / name
+            if path.is_file() and (_stat(path) != before or name in recorded):
+                recorded[name] = file_sha256(path)
+        with atomic_path(self.folder / self.RECORD) as tmp:
+            tmp.write_text(json.dumps({"written by": "napari-samed", "files": recorded}, indent=1))
+
+
+def _stat(path: Path) -> tuple | None:
+    return (path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from ..errors import SamedError
+from ..io.atomic import file_sha256
 from .encoder import DTYPES, InferenceEncoder, resolve_precision
 from .preprocess import SliceTransform, to_model_input
-from .registry import BackboneSpec, file_sha256, get_spec, load_weights, read_state_dict
+from .registry import BackboneSpec, get_spec, load_weights, read_state_dict
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -5,8 +5,6 @@ Importing it is light (no torch): the widgets list the models without loading th
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,22 +90,6 @@ def get_spec(name: str) -> BackboneSpec:
         return BACKBONES[name]
     except KeyError:
         raise SamedError(f"unknown model {name!r}; choose one of {', '.join(BACKBONES)}") from None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, computed once per path, size and modification time in this process."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return _sha256(path, stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def guess_backbone(state: dict[str, torch.Tensor]) -> str | None:
