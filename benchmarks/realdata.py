@@ -54,7 +54,7 @@ import torch
 from scipy import ndimage
 
 from napari_samed import SamedError, Volume, read_volume
-from napari_samed.masks import dice, mask_bbox
+from napari_samed.masks import deepest_point, dice, mask_bbox
 from napari_samed.methods import BoxPrompt3D, FewShot, ObjectPrompt3D, SlicePrompt, ZeroShot, run_task
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.models.preprocess import MR_PERCENTILES, resolve_window
@@ -173,9 +173,8 @@ def boxes_3d(ref: np.ndarray) -> list[BoxPrompt3D]:
 
 
 def deepest_click(ref2d: np.ndarray, z: int) -> SlicePrompt:
-    """One positive click at the point of ``ref2d`` farthest from its background."""
-    depth = ndimage.distance_transform_edt(ref2d)
-    y, x = np.unravel_index(int(depth.argmax()), ref2d.shape)
+    """One positive click at the point of ``ref2d`` farthest from its background (`masks.deepest_point`)."""
+    y, x = deepest_point(ref2d)
     return SlicePrompt(int(z), 1, points=[(float(y), float(x))], point_labels=[1])
 
 

@@ -116,4 +116,9 @@ class OutputFolder:
 
 
 def _stat(path: Path) -> tuple | None:
-    return (path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None
+    """A file's size and modification time, None when it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
