@@ -2,9 +2,14 @@ import os
 from functools import partial
 from pathlib import Path
 
+import nibabel as nib
 import pytest
 import torch
 
+from napari_samed import Volume
+from napari_samed.cli import main
+from napari_samed.io import write_volume
+from napari_samed.masks import mask_bbox
 from napari_samed.models import Backbone, BackboneSpec, load_backbone
 from napari_samed.models.registry import BOX_AND_POINT
 from napari_samed.phantom import make_phantom
@@ -62,6 +67,38 @@ def lite(request):
 @pytest.fixture(scope="session")
 def phantom():
     return make_phantom(0)
+
+
+@pytest.fixture(scope="session")
+def case(tmp_path_factory, phantom):
+    """Five sample slices as NIfTI, a reference label written by another tool, and a box on the organ."""
+    volume, labels = phantom
+    folder = tmp_path_factory.mktemp("case")
+    vol = Volume(volume.data[30:35], spacing=volume.spacing)
+    write_volume(vol.data, folder / "ct.nii.gz", vol)
+    reference = folder / "reference.nii.gz"
+    nib.Nifti1Image(labels[30:35].transpose(2, 1, 0)[::-1, ::-1].copy(), vol.affine).to_filename(str(reference))
+    box = ",".join(map(str, (2, *mask_bbox(labels[32] > 0))))
+    return folder / "ct.nii.gz", reference, box
+
+
+def run(capsys, *args):
+    """Exit status, stdout and stderr of the command, usage errors included."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused(capsys, *args, message: str):
+    """The command's one-line error (exit status 2, nothing on stdout), which says ``message``."""
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "", err
+    assert err.startswith("napari-samed: error: ") and err.count("\n") == 1, err
+    assert message in err, err
+    return err
 
 
 @pytest.fixture(scope="session")

@@ -10,46 +10,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import refused, run
 
-from napari_samed import SamedWarning, Volume, read_volume, write_labels
-from napari_samed.cli import main
-from napari_samed.io import write_volume
+from napari_samed import SamedWarning, read_volume, write_labels
 from napari_samed.io.atomic import atomic_path
 from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import FewShot, ZeroShot, group_prompts, run_task
 from napari_samed.methods import zero_shot as zero_shot_module
 from napari_samed.models import VolumeEmbeddings
-
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory, phantom):
-    """Five sample slices as NIfTI, a reference label written by another tool, and a box on the organ."""
-    volume, labels = phantom
-    folder = tmp_path_factory.mktemp("case")
-    vol = Volume(volume.data[30:35], spacing=volume.spacing)
-    write_volume(vol.data, folder / "ct.nii.gz", vol)
-    reference = folder / "reference.nii.gz"
-    nib.Nifti1Image(labels[30:35].transpose(2, 1, 0)[::-1, ::-1].copy(), vol.affine).to_filename(str(reference))
-    box = ",".join(map(str, (2, *bbox(labels[32] > 0))))
-    return folder / "ct.nii.gz", reference, box
-
-
-def run(capsys, *args):
-    """Exit status, stdout and stderr of the command, usage errors included."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(capsys, *args, message: str):
-    code, out, err = run(capsys, *args)
-    assert code == 2 and out == "", err
-    assert err.startswith("napari-samed: error: ") and err.count("\n") == 1, err
-    assert message in err, err
-    return err
 
 
 def unwritable_folder(tmp_path):
@@ -312,6 +280,7 @@ def _foreign_nifti(path):
 
 @pytest.mark.parametrize("command, name", [
     (["sample"], "sample_ct.nii.gz"),  # another tool's image under the sample's name
+    (["sample"], "marked/sample_ct.nii.gz"),  # a volume napari-samed wrote elsewhere, put there by the user
     (["sample"], "sample_ct_labels.nii.gz"),  # a text file under the labels' name
     (["sample", "--cases", "2"], "dataset.json"),
     (["sample", "--cases", "2"], "imagesTr/mine.nii.gz"),
@@ -333,8 +302,12 @@ def test_an_output_folder_keeps_a_file_napari_samed_did_not_write(capsys, tmp_pa
     (data / "ct.nii.gz").write_bytes(image.read_bytes())
     (data / "ct_label.nii.gz").write_bytes(reference.read_bytes())
     out = tmp_path / "out"
+    marked = name.startswith("marked/")
+    name = name.removeprefix("marked/")
     (out / name).parent.mkdir(parents=True)
-    if name.endswith(".nii.gz") and "labels" not in name:
+    if marked:
+        (out / name).write_bytes(image.read_bytes())
+    elif name.endswith(".nii.gz") and "labels" not in name:
         _foreign_nifti(out / name)
     else:
         (out / name).write_text("the user's own file\n")

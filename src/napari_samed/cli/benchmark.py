@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ..errors import SamedError
 from . import options
@@ -13,9 +12,9 @@ from .train import add_cotrain_options, training_slices
 def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="score methods on labelled volumes with simulated prompts, or run a "
                                          "suite (cotrain); write a report")
-    p.add_argument("--data", type=Path, metavar="DIR",
+    p.add_argument("--data", type=options.path, metavar="DIR",
                    help="folder of IMAGE / IMAGE_label volume pairs (e.g. X_img_uint8.nii.gz, X_label.nii.gz)")
-    p.add_argument("-o", "--output", dest="report", type=Path, metavar="OUT",
+    p.add_argument("-o", "--output", dest="report", type=options.path, metavar="OUT",
                    help="report folder: report.md, results.csv, a PNG per case")
     p.add_argument("--methods", default="zero-shot:lite-medsam", metavar="METHOD[:MODEL|:CKPT],...",
                    help="methods to compare: zero-shot:MODEL[=WEIGHTS], cotrain:CKPT, fewshot:CKPT, "
@@ -45,16 +44,12 @@ def run(args) -> int:
     cases, notes = find_cases(args.data)
     slots = with_prompts(parse_methods(args.methods), PROMPT_KINDS, args.prompts)
     folder = OutputFolder(args.report, "report folder", args.overwrite)
-    folder.claim(["report.md", "results.csv", *(f"{case.name}.png" for case in cases)])
-    for note in notes:
-        print(f"napari-samed: {note}", file=sys.stderr)
     bar, update = options.progress_bar("benchmark")
-    try:
-        with bar:
-            run_task(benchmark(cases, slots, args.report, args.device, args.window, args.cache, args.tolerance,
-                               notes, args.command_line, args.precision), update)
-    finally:
-        folder.record()
+    with folder.claim(["report.md", "results.csv", *(f"{case.name}.png" for case in cases)]), bar:
+        for note in notes:
+            print(f"napari-samed: {note}", file=sys.stderr)
+        run_task(benchmark(cases, slots, args.report, args.device, args.window, args.cache, args.tolerance,
+                           notes, args.command_line, args.precision), update)
     print(args.report / "report.md")
     return 0
 
@@ -63,19 +58,15 @@ def run_cotrain(args) -> int:
     from ..evaluation.cotrain_report import benchmark_cotrain
     from ..io.outputs import OutputFolder
     from ..methods.cotrain import parse_jitter
-    from ..models import load_backbone
     from ..tasks import run_task
 
     folder = OutputFolder(args.output, "report folder", args.overwrite)
-    folder.claim(["table1.md", "table1.csv", "single.ckpt", "cotrain.ckpt"], ["overlays"])
-    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
-    structures, splits = training_slices(args, backbone)
-    bar, update = options.progress_bar("benchmark cotrain")
-    try:
+    with folder.claim(["table1.md", "table1.csv", "single.ckpt", "cotrain.ckpt"], ["overlays"]):
+        backbone = options.backbone(args)
+        structures, splits = training_slices(args, backbone)
+        bar, update = options.progress_bar("benchmark cotrain")
         with bar:
             run_task(benchmark_cotrain(splits, backbone, args.output, parse_jitter(args.jitter, structures),
                                        args.epochs, args.batch, args.lr, args.seed), update)
-    finally:
-        folder.record()
     print((args.output / "table1.md").read_text())
     return 0

@@ -33,17 +33,42 @@ class Deprecated(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def positive_int(what: str):
+def positive_int(what: str, low: int = 1):
+    """A whole number of at least ``low``."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{what} must be a positive whole number; got {text!r}")
+            value = low - 1
+        if value < low:
+            kind = "positive whole number" if low == 1 else f"whole number of at least {low}"
+            raise argparse.ArgumentTypeError(f"{what} must be a {kind}; got {text!r}")
         return value
 
     return parse
+
+
+def positive_float(what: str):
+    """A finite number above 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{what} must be a finite number above 0; got {text!r}")
+        return value
+
+    return parse
+
+
+def path(text: str) -> Path:
+    """A file or folder name (not empty: an empty one would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a path cannot be empty")
+    return Path(text)
 
 
 def tolerance(text: str) -> float:
@@ -93,9 +118,9 @@ def add_model(p: argparse.ArgumentParser, help_extra: str = "") -> None:
     """--model and --checkpoint (the backbone and its weights file), then the run options."""
     from ..models.registry import BACKBONES, DEFAULT_BACKBONE
 
-    p.add_argument("--model", default=DEFAULT_BACKBONE, choices=list(BACKBONES),
+    p.add_argument("--model", choices=list(BACKBONES),
                    help=f"SAM-family backbone (default {DEFAULT_BACKBONE}, bundled){help_extra}")
-    p.add_argument("--checkpoint", type=Path, help="backbone weights file, for models other than lite-medsam")
+    p.add_argument("--checkpoint", type=path, help="backbone weights file, for models other than lite-medsam")
     add_run(p)
 
 
@@ -103,7 +128,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", help="intensity window: ct, mr, auto (default) or LO,HI")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     add_precision(p)
-    p.add_argument("--cache", type=Path, help="embedding cache folder (default: the user cache folder)")
+    p.add_argument("--cache", type=path, help="embedding cache folder (default: the user cache folder)")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
@@ -142,19 +167,27 @@ def progress_bar(desc: str):
     return bar, update
 
 
+def backbone(args, device: str | None = None):
+    """The backbone of --model (default: the bundled one) and --checkpoint, on --device (or ``device``)."""
+    from ..models import load_backbone
+    from ..models.registry import DEFAULT_BACKBONE
+
+    return load_backbone(args.model or DEFAULT_BACKBONE, args.checkpoint, device or args.device, args.precision)
+
+
 def embeddings(args, volume):
     """The backbone of --model/--checkpoint and ``volume``'s embeddings under --window and --cache."""
-    from ..models import VolumeEmbeddings, load_backbone
+    from ..models import VolumeEmbeddings
 
-    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
-    return backbone, VolumeEmbeddings(volume, backbone, args.window or "auto", args.cache)
+    model = backbone(args)
+    return model, VolumeEmbeddings(volume, model, args.window or "auto", args.cache)
 
 
 def checkpoint_output(args, method_cls, inputs) -> Path:
     """-o CKPT of a training command, checked before any work: only an earlier checkpoint of the same method may
     be replaced without --overwrite."""
     from ..io.outputs import check_output_file
-    from ..methods.trained import checkpoint_kind
+    from ..methods.trained import checkpoint_entry
 
-    return check_output_file(args.output, inputs, lambda p: checkpoint_kind(p) == method_cls.kind,
+    return check_output_file(args.output, inputs, lambda p: checkpoint_entry(p, "kind") == method_cls.kind,
                              f"{method_cls.name} checkpoint", args.overwrite)

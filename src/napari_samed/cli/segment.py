@@ -17,12 +17,12 @@ def add_parser(sub) -> None:
     from ..methods import METHODS
 
     p = sub.add_parser("segment", help="segment a volume from prompts; write a label volume")
-    p.add_argument("image", type=Path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+    p.add_argument("image", type=options.path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
+    p.add_argument("-o", "--output", type=options.path, required=True, metavar="OUT",
                    help="label volume to write, in IMAGE's format and geometry")
     p.add_argument("--method", choices=list(METHODS),
                    help="segmentation method (default zero-shot, or the --trained model's)")
-    p.add_argument("--trained", type=Path, metavar="CKPT",
+    p.add_argument("--trained", type=options.path, metavar="CKPT",
                    help="a trained model (napari-samed train ...): few-shot, co-trained decoder or ProMISe; it runs "
                         "on the backbone and window it was trained with")
     options.add_model(p)
@@ -93,7 +93,7 @@ def output_path(out: Path, image: Path) -> Path:
 def run(args) -> int:
     from ..io import read_volume, write_labels
     from ..methods import ZeroShot, check_prompts, group_prompts
-    from ..models import load_backbone
+    from ..methods.trained import checkpoint_entry
     from ..tasks import run_task
 
     trained = trained_file(args)
@@ -107,8 +107,15 @@ def run(args) -> int:
     prompts = group_prompts(args.box, args.box3d, args.point, propagate=args.propagate)
     if method_cls.prompts:
         check_prompts(prompts, volume.shape)  # before any model load or progress bar
+    elif prompts:
+        raise SamedError(f"{method_cls.what} segments every slice without prompts; drop --box, --box3d and --point")
     if trained is not None:
-        backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision) if args.checkpoint else None
+        recorded = checkpoint_entry(trained, "backbone")
+        if args.model not in (None, recorded):
+            raise SamedError(f"{trained} runs on the backbone it was trained on, {recorded}, not --model "
+                             f"{args.model}; drop --model")
+        args.model = recorded
+        backbone = options.backbone(args) if args.checkpoint else None
         method = method_cls.open(trained, args.device, args.precision, backbone)
         embeddings = method.embeddings(volume, args.cache, args.window)
     else:

@@ -13,19 +13,19 @@ from . import options
 
 def add_parsers(sub) -> None:
     ev = sub.add_parser("evaluate", help="print DSC, IoU, NSD, ASSD, HD95 of PRED against GT as JSON")
-    ev.add_argument("pred", type=Path, metavar="PRED")
-    ev.add_argument("gt", type=Path, metavar="GT")
+    ev.add_argument("pred", type=options.path, metavar="PRED")
+    ev.add_argument("gt", type=options.path, metavar="GT")
     ev.add_argument("--label", type=int, help="compare only this label value (default: any non-zero)")
     ev.add_argument("--tolerance", type=options.tolerance, default=1.0, help="NSD tolerance in mm (default 1)")
     ev.set_defaults(run=run_evaluate)
 
     emb = sub.add_parser("embed", help="precompute the embedding cache of a volume")
-    emb.add_argument("image", type=Path, metavar="IMAGE")
+    emb.add_argument("image", type=options.path, metavar="IMAGE")
     options.add_model(emb)
     emb.set_defaults(run=run_embed)
 
     sample = sub.add_parser("sample", help="write the synthetic sample CT volume and its labels")
-    sample.add_argument("-o", "--output", type=Path, default=Path("sample_data"), metavar="DIR")
+    sample.add_argument("-o", "--output", type=options.path, default=Path("sample_data"), metavar="DIR")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--cases", type=options.positive_int("--cases"), metavar="N",
                         help="write an MSD-style training folder of N phantoms (seeds SEED, SEED+1, ...) instead")
@@ -36,11 +36,11 @@ def add_parsers(sub) -> None:
     demo.add_argument("--headless", action="store_true",
                       help="no display: zero-shot, five-slice few-shot and their comparison on the sample, as a "
                            "report in OUT")
-    demo.add_argument("-o", "--output", type=Path, default=Path("samed_demo"), metavar="OUT",
+    demo.add_argument("-o", "--output", type=options.path, default=Path("samed_demo"), metavar="OUT",
                       help="report folder of --headless (default samed_demo)")
     demo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (--headless)")
     options.add_precision(demo)
-    demo.add_argument("--cache", type=Path, help="embedding cache folder (--headless)")
+    demo.add_argument("--cache", type=options.path, help="embedding cache folder (--headless)")
     options.add_overwrite(demo)
     demo.set_defaults(run=cmd_demo)
 
@@ -73,15 +73,14 @@ def run_sample(args) -> int:
     from ..io.outputs import OutputFolder
     from ..sample_data import SAMPLE_IMAGE, SAMPLE_LABELS, write_sample, write_sample_dataset
 
+    folder = OutputFolder(args.output, "sample folder", args.overwrite)
     if args.cases is not None:
-        folder = OutputFolder(args.output, "sample folder", args.overwrite)
-        folder.claim(["dataset.json"], ["imagesTr", "labelsTr"])
-        print(write_sample_dataset(args.output, args.cases, args.seed))
+        with folder.claim(["dataset.json"], ["imagesTr", "labelsTr"]):
+            print(write_sample_dataset(args.output, args.cases, args.seed))
     else:
-        folder = OutputFolder(args.output, "sample folder", args.overwrite).claim([SAMPLE_IMAGE, SAMPLE_LABELS])
-        for path in write_sample(args.output, args.seed):
-            print(path)
-    folder.record()
+        with folder.claim([SAMPLE_IMAGE, SAMPLE_LABELS]):
+            for path in write_sample(args.output, args.seed):
+                print(path)
     return 0
 
 
@@ -90,15 +89,16 @@ def cmd_demo(args) -> int:
     if args.headless:
         from ..evaluation.report import DEMO_FILES, demo_report
         from ..io.outputs import OutputFolder
+        from ..models import resolve_device
+        from ..models.cache import cache_root
         from ..tasks import run_task
 
-        folder = OutputFolder(args.output, "report folder", args.overwrite).claim(DEMO_FILES)
+        resolve_device(args.device)  # a bad --device or --cache before the sample is written
+        if args.cache is not None:
+            cache_root(args.cache)
         bar, update = options.progress_bar("demo")
-        try:
-            with bar:
-                run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
-        finally:
-            folder.record()
+        with OutputFolder(args.output, "report folder", args.overwrite).claim(DEMO_FILES), bar:
+            run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
         print(args.output / "report.md")
         return 0
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ..errors import SamedError
 from . import options
@@ -22,9 +21,9 @@ def add_parser(sub) -> None:
 
 def add_fewshot(train) -> None:
     p = train.add_parser("fewshot", help="fine-tune the few-shot decoder on a few labelled slices")
-    p.add_argument("image", type=Path, metavar="IMAGE")
-    p.add_argument("labels", type=Path, metavar="LABELS", help="label volume on IMAGE's grid")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT")
+    p.add_argument("image", type=options.path, metavar="IMAGE")
+    p.add_argument("labels", type=options.path, metavar="LABELS", help="label volume on IMAGE's grid")
+    p.add_argument("-o", "--output", type=options.path, required=True, metavar="CKPT")
     options.add_overwrite(p)
     p.add_argument("--slices", required=True, type=options.int_list("--slices"), metavar="Z1,Z2,...",
                    help="the labelled slices to train on; LABELS' other slices are never used")
@@ -38,7 +37,7 @@ def add_fewshot(train) -> None:
 def add_cotrain_options(p, output: str, output_help: str, mode: bool = True) -> None:
     """DATA, -o and the training options of ``train cotrain`` and (without ``--mode``) ``benchmark cotrain``."""
     options.add_dataset(p)
-    p.add_argument("-o", "--output", type=Path, required=True, metavar=output, help=output_help)
+    p.add_argument("-o", "--output", type=options.path, required=True, metavar=output, help=output_help)
     p.add_argument("--structures", required=True, metavar="NAME=V[+V],...",
                    help="the structures to co-train and their label values, e.g. organ=1,lesion=2")
     if mode:
@@ -49,7 +48,7 @@ def add_cotrain_options(p, output: str, output_help: str, mode: bool = True) -> 
                    help="passes over the training slices (default 10)")
     p.add_argument("--batch", type=options.positive_int("--batch"), default=4,
                    help="slices per optimiser step (default 4)")
-    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--lr", type=options.positive_float("--lr"), default=1e-4, help="AdamW learning rate (default 1e-4)")
     p.add_argument("--jitter", metavar="NAME=AMOUNT,...",
                    help="largest outward shift of each box side per structure: a fraction of the object's size "
                         "(0.1, the default) or pixels (5px)")
@@ -60,24 +59,32 @@ def add_cotrain_options(p, output: str, output_help: str, mode: bool = True) -> 
 def add_promise(train) -> None:
     p = train.add_parser("promise", help="train ProMISe (3D segmentation from one click) on labelled volumes")
     options.add_dataset(p)
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="CKPT",
+    p.add_argument("-o", "--output", type=options.path, required=True, metavar="CKPT",
                    help="checkpoint, written after every epoch; an existing one of the same configuration resumes")
     p.add_argument("--label", required=True, metavar="V[+V...]",
                    help="the target's label value(s), e.g. 2 or 1+2 for their union")
     options.add_model(p, help_extra="; lite-medsam is the CPU configuration, a SAM ViT with --checkpoint the "
                                     "paper's (for a GPU)")
     p.add_argument("--backbone", dest="model", action=options.Deprecated, new="--model", help="old name of --model")
-    p.add_argument("--crop", type=int, help="crop side on the crop grid (default 32 on lite-medsam, 128 on a ViT)")
+    p.add_argument("--crop", type=crop_side,
+                   help="crop side on the crop grid (default 32 on lite-medsam, 128 on a ViT)")
     p.add_argument("--epochs", type=options.positive_int("--epochs"), default=20,
                    help="passes over the training volumes (default 20)")
     p.add_argument("--crops", type=options.positive_int("--crops"), default=10,
                    help="crops drawn from every volume per epoch (default 10)")
-    p.add_argument("--validate", nargs="+", type=Path, metavar="DATA",
+    p.add_argument("--validate", nargs="+", type=options.path, metavar="DATA",
                    help="held-out labelled volumes (a folder or IMAGE LABEL pairs): after each epoch one click at "
                         "the target's deepest voxel scores the model on them, and the best epoch is kept")
     p.add_argument("--seed", type=int, default=0)
     options.add_overwrite(p)
     p.set_defaults(run=run_promise)
+
+
+def crop_side(text: str) -> int:
+    """--crop: a whole number of at least ProMISe's smallest crop."""
+    from ..methods.promise.config import MIN_CROP
+
+    return options.positive_int("--crop", MIN_CROP)(text)
 
 
 def run_fewshot(args) -> int:
@@ -123,12 +130,11 @@ def training_slices(args, backbone):
 def run_cotrain(args) -> int:
     from ..methods import CoTrain
     from ..methods.cotrain import parse_jitter
-    from ..models import load_backbone
     from ..tasks import run_task
     from ..training import Dataset
 
     options.checkpoint_output(args, CoTrain, [*Dataset.from_paths(args.data).files(), args.checkpoint])
-    backbone = load_backbone(args.model, args.checkpoint, args.device, args.precision)
+    backbone = options.backbone(args)
     structures, splits = training_slices(args, backbone)
     method = CoTrain(backbone, structures, args.mode, parse_jitter(args.jitter, structures))
     bar, update = options.progress_bar(f"train {args.mode}")
@@ -167,22 +173,19 @@ def run_promise(args) -> int:
     from ..methods import Promise
     from ..methods.promise.config import default_config
     from ..methods.promise.method import describe_epoch
-    from ..models import load_backbone
     from ..tasks import run_task
     from ..training import Dataset, Structure
 
     target = Structure.parse_values(args.label)
-    if args.crop is not None and args.crop < 8:
-        raise SamedError(f"--crop must be at least 8; got {args.crop}")
     dataset = Dataset.from_paths(args.data)
     held_out = Dataset.from_paths(args.validate) if args.validate else None
     options.checkpoint_output(args, Promise, [*dataset.files(), *(held_out.files() if held_out else []),
                                               args.checkpoint])
     dataset.check_structures([target])
-    backbone = load_backbone(args.model, args.checkpoint, join_torchrun(args.device), args.precision)
+    backbone = options.backbone(args, join_torchrun(args.device))
     config = default_config(backbone.name)
     torch.manual_seed(args.seed)  # the network's initialisation too: a run is repeatable
-    method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop))
+    method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop), target.values)
     cases = dataset.target_cases(target)
     validation = held_out.target_cases(target) if held_out else []
     bar, update = options.progress_bar("train promise")

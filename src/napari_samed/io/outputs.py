@@ -58,8 +58,10 @@ class OutputFolder:
     Before any work, `claim` names the files (and the subfolders, with everything in them) the command will write
     and refuses, in one line, the first that is in the way: a file that napari-samed did not write there, or that
     changed since (unless ``overwrite``). Once done, `record` lists what the command wrote, with its SHA-256, in
-    `OutputFolder.RECORD` in the folder; files not listed there that are marked as napari-samed volumes or labels
-    (`io.readers.written_by`, written before the record existed) count as its own too.
+    `OutputFolder.RECORD` in the folder; nothing else counts as its own (not even a volume marked as written by
+    napari-samed: the user may have put it there). As a context manager
+    (``with OutputFolder(...).claim(...):``) it records on the way out, or, when the work failed and left the
+    folder it made empty, removes that folder.
     """
 
     RECORD = ".napari-samed-outputs.json"
@@ -68,6 +70,7 @@ class OutputFolder:
         self.folder, self.what, self.overwrite = Path(folder), what, overwrite
         self._claimed: dict[str, tuple | None] = {}  # name -> (size, mtime) before the command, None if absent
         self._folders: list[str] = []
+        self._made = False  # whether `claim` created the folder
 
     def _recorded(self) -> dict[str, str]:
         try:
@@ -76,10 +79,8 @@ class OutputFolder:
             return {}
 
     def _ours(self, path: Path, recorded: dict[str, str]) -> bool:
-        from .readers import written_by
-
         name = path.relative_to(self.folder).as_posix()
-        return recorded[name] == file_sha256(path) if name in recorded else written_by(path) is not None
+        return name in recorded and recorded[name] == file_sha256(path)
 
     def claim(self, names: Iterable[str], folders: Iterable[str] = ()) -> OutputFolder:
         """Check that the command may write ``names`` and fill ``folders`` (relative to the folder); `SamedError`
@@ -98,8 +99,18 @@ class OutputFolder:
                 raise SamedError(f"{path} is in the way: napari-samed did not write it there (or it changed since); "
                                  f"refusing to replace it (choose another folder, or pass --overwrite)")
         self._claimed = {p.relative_to(self.folder).as_posix(): _stat(p) for p in paths}
+        self._made = not self.folder.exists()
         check_writable_folder(self.folder, self.what)
         return self
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if error is not None and self._made and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+        else:
+            self.record()
 
     def record(self) -> None:
         """List the claimed files the command wrote, or that were its own already, as its own."""

@@ -54,8 +54,8 @@ def read_volume(path: str | os.PathLike) -> Volume:
         raise SamedError(f"no such file: {path}")
     try:
         return _read_nifti(path) if fmt == "nifti" else _read_tiff(path)
-    except SamedError:
-        raise
+    except SamedError as exc:
+        raise (exc if str(path) in str(exc) else SamedError(f"{path}: {exc}")) from None
     except Exception as exc:  # nibabel/tifffile raise many types for corrupt files
         raise SamedError(f"could not read {path} as {fmt.upper()}: {exc}") from exc
 

@@ -30,8 +30,9 @@ from ..models.backbone import Backbone
 from ..models.preprocess import masks_to_grid
 from ..tasks import Progress, Task
 from ..training.datasets import Structure
+from . import checkpoint_checks as checks
 from .base import register
-from .trained import TrainedMethod
+from .trained import TrainedMethod, load_weights
 from .zero_shot import ZeroShot
 
 if TYPE_CHECKING:
@@ -86,6 +87,15 @@ def parse_jitter(text: str | None, structures: Sequence[Structure]) -> dict[str,
     return jitter
 
 
+def _jitter(text) -> str | None:
+    """What is wrong with a checkpoint's jitter entry, or None (see `Jitter.parse`)."""
+    try:
+        Jitter.parse(text)
+    except (SamedError, AttributeError):
+        return f"is {text!r}, not a jitter"
+    return None
+
+
 def perturb_box(box: Sequence[int], shape: tuple[int, int], jitter: Jitter,
                 rng: np.random.Generator) -> tuple[int, int, int, int]:
     """Move each side of ``box`` ``(y0, x0, y1, x1)`` outward by a uniform random amount up to the jitter's
@@ -113,6 +123,9 @@ class CoTrain(ZeroShot, TrainedMethod):
     what = "co-trained decoder"
     box_pad = 0  # trained on jittered boxes; the pad was measured for the pretrained decoder only
     state_keys = ("structures", "mode", "jitter", "history", "decoder")
+    schema = {"structures": checks.list_of(checks.items(checks.text, checks.list_of(checks.whole(1), 1)), 1),
+              "mode": checks.one_of(*MODES), "jitter": checks.mapping(_jitter),
+              "history": checks.list_of(checks.mapping(checks.anything)), "decoder": checks.WEIGHTS}
     trained = True
     interactive = "decoder"
     prompts = ("box", "box3d")  # what it was trained with
@@ -227,6 +240,6 @@ class CoTrain(ZeroShot, TrainedMethod):
         jitter = {name: Jitter.parse(text) for name, text in state["jitter"].items()}
         method = cls(backbone, structures, state["mode"], jitter)
         method.window, method.history = state["window"], list(state["history"])
-        method.decoder.load_state_dict(state["decoder"])
+        load_weights(method.decoder, state["decoder"], f"co-trained decoder checkpoint {path}")
         method.decoder.eval()
         return method

@@ -25,9 +25,10 @@ from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
 from ..tasks import Progress, Task
+from . import checkpoint_checks as checks
 from .base import register
 from .prompts import Prompt
-from .trained import TrainedMethod
+from .trained import TrainedMethod, load_weights
 
 EMBED_GRID = 64
 MASK_GRID = 256
@@ -113,6 +114,9 @@ class FewShot(TrainedMethod):
     kind = "napari-samed fewshot"
     what = "few-shot"
     state_keys = ("labels", "targets", "decoder")
+    schema = {"labels": checks.list_of(checks.whole(1), 1, MAX_LABELS, unique=True),
+              "targets": checks.list_of(checks.tensor(2, 256), 1, MAX_LABELS), "decoder": checks.WEIGHTS,
+              "presence": checks.number(-1.0, 1.0)}
     prompts = ()
 
     def __init__(self, backbone: Backbone):
@@ -242,11 +246,14 @@ class FewShot(TrainedMethod):
 
     @classmethod
     def from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> FewShot:
+        if len(state["targets"]) != len(state["labels"]):
+            raise SamedError(f"few-shot checkpoint {path} has {len(state['targets'])} target embeddings for "
+                             f"{len(state['labels'])} labels")
         method = cls(backbone)
         method.labels, method.window = list(state["labels"]), state["window"]
         method.presence = float(state.get("presence", PRESENCE))
         method.targets = [t.to(backbone.device) for t in state["targets"]]
         method.decoder = FewShotDecoder(backbone, len(method.labels)).to(backbone.device)
-        method.decoder.load_state_dict(state["decoder"])
+        load_weights(method.decoder, state["decoder"], f"few-shot checkpoint {path}")
         method.decoder.eval()
         return method

@@ -1,9 +1,11 @@
 """`TrainedMethod`: what every trained method shares; `open_trained` opens any napari-samed trained model.
 
 A trained model's checkpoint records its ``kind``, the backbone it was trained on (name, weights hash and file,
-encoder precision) and the intensity window rule of its training images. Only this module reads and writes
-those entries: a subclass adds its own state (`state`, `from_state`), and callers open a file with
-`open_trained` without looking at its kind. A trained model always sees images preprocessed as in training
+encoder precision), the intensity window rule of its training images and the digest of its content. Only this
+module reads and writes those entries: a subclass adds its own state (`state`, `from_state`) and its `schema`,
+and callers open a file with `open_trained` without looking at its kind. Opening checks the file before any of it
+is used (`TrainedMethod.read`): digest, schema, finite weights, and that the backbone's weights are the ones it was
+trained on. A trained model always sees images preprocessed as in training
 (`window_for`, `embeddings`).
 """
 
@@ -18,23 +20,45 @@ import numpy as np
 import torch
 
 from ..errors import SamedError, SamedWarning
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, file_sha256
 from ..io.volume import Volume
 from ..models.backbone import Backbone, load_backbone, resolve_device
 from ..models.cache import VolumeEmbeddings
 from ..models.encoder import native
 from ..models.preprocess import resolve_window
-from ..models.registry import get_spec
+from ..models.registry import PRECISIONS, get_spec
+from . import checkpoint_checks as checks
 
 #: What every trained method's checkpoint records besides its own state.
 IDENTITY_KEYS = ("kind", "backbone", "weights_id", "weights_path", "window")
+
+
+def _window(value) -> str | None:
+    """A window rule: ``ct``, ``mr``, ``auto``, ``"LO,HI"`` or a pair of numbers (`models.preprocess`)."""
+    pair = isinstance(value, list | tuple) and checks.list_of(checks.number(), 2, 2)(value) is None
+    try:
+        usable = (isinstance(value, str) or pair) and resolve_window(value, np.zeros((1, 2, 2), np.float32))
+    except SamedError:
+        usable = False
+    return None if usable else f"is {value!r}, not an intensity window"
+
+
+def _sha256(value) -> str | None:
+    ok = isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return None if ok else "is not a SHA-256 digest"
+
+
+IDENTITY_SCHEMA = {"backbone": checks.text, "weights_id": checks.text,
+                   "weights_path": checks.optional(checks.text), "window": _window,
+                   "precision": checks.one_of(*PRECISIONS), checks.DIGEST: _sha256}
 
 
 class TrainedMethod:
     """Base of the trained methods: checkpoint kind, atomic save, open/load, backbone identity and window.
 
     A subclass sets ``name``, ``kind`` (the checkpoint's kind), ``what`` (its name in messages) and
-    ``state_keys``, and implements ``state()`` (its checkpoint entries) and ``from_state(state, backbone, path)``.
+    ``state_keys`` and ``schema`` (a check per entry, `checkpoint_checks`), and implements ``state()`` (its
+    checkpoint entries) and ``from_state(state, backbone, path)``, which may trust every entry the schema checks.
     ``backbone`` is the pretrained backbone whose encoder makes its embeddings; ``window`` the rule of its
     training images (`models.preprocess.window_rule`).
     """
@@ -43,6 +67,7 @@ class TrainedMethod:
     kind: ClassVar[str]
     what: ClassVar[str]
     state_keys: ClassVar[tuple[str, ...]] = ()
+    schema: ClassVar[dict[str, checks.Check]] = {}
     trained: ClassVar[bool] = True
     #: What the Segment widget does with it: None (not interactive), "decoder" (its decoder segments the
     #: prompts; the boxes of a slice together) or "click3d" (a click segments the object in 3D).
@@ -69,6 +94,7 @@ class TrainedMethod:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint atomically (a temporary file renamed into place)."""
         state = {"kind": self.kind, **backbone_identity(self.pretrained), "window": self.window, **self.state()}
+        state[checks.DIGEST] = checks.content_digest(state)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -77,7 +103,9 @@ class TrainedMethod:
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> dict:
-        """The checkpoint's entries; `SamedError` unless it is a readable, complete checkpoint of this method."""
+        """The checkpoint's entries; `SamedError` unless it is a complete checkpoint of this method, with the
+        content its digest was made of, every entry as its schema says and finite weights. A checkpoint without a
+        digest (written before napari-samed recorded one) gives a `SamedWarning`."""
         path = Path(path)
         state = _load(path, cls.what)
         found = state.get("kind")
@@ -89,6 +117,21 @@ class TrainedMethod:
         if missing:
             raise SamedError(f"{cls.what} checkpoint {path} lacks its {', '.join(missing)} entr"
                              f"{'ies' if len(missing) > 1 else 'y'}: it is damaged or was not written by napari-samed")
+        problem = checks.first_problem(state, {checks.DIGEST: IDENTITY_SCHEMA[checks.DIGEST]})
+        if checks.DIGEST not in state:
+            warnings.warn(f"{cls.what} checkpoint {path} carries no digest (an earlier napari-samed wrote it): "
+                          f"damage to it cannot be detected", SamedWarning, stacklevel=2)
+        elif problem or state[checks.DIGEST] != checks.content_digest(state):
+            raise SamedError(f"{cls.what} checkpoint {path} is damaged: its content differs from the digest it was "
+                             f"saved with; restore a copy or train again")
+        problem = checks.first_problem(state, {**IDENTITY_SCHEMA, **cls.schema})
+        if problem:
+            raise SamedError(f"{cls.what} checkpoint {path} is not usable: its {problem[0]} entry {problem[1]} (it "
+                             f"was not written by this napari-samed)")
+        bad = checks.non_finite(state)
+        if bad:
+            raise SamedError(f"{cls.what} checkpoint {path} holds NaN or infinite weights ({bad}): refused; train "
+                             f"again")
         return state
 
     @classmethod
@@ -98,7 +141,7 @@ class TrainedMethod:
         weights or the recorded file, see `open_backbone`); `SamedError` for another backbone or weights."""
         state = cls.read(path)
         if backbone is None:
-            backbone = open_backbone(state, device, precision)
+            backbone = open_backbone(state, device, precision, f"{cls.what} checkpoint {path}")
         else:
             cls.check_backbone(state, backbone, path)
         return cls.from_state(state, backbone, path)
@@ -109,7 +152,8 @@ class TrainedMethod:
         if state["backbone"] != backbone.name or state["weights_id"] != backbone.weights_id:
             raise SamedError(
                 f"{cls.what} checkpoint {path} was trained on {state['backbone']} (weights "
-                f"{state['weights_id'][:12]}), not on the loaded {backbone.name} (weights {backbone.weights_id[:12]})")
+                f"{state['weights_id'][:12]}), not on the loaded {backbone.name} (weights {backbone.weights_id[:12]}): "
+                f"give no backbone weights (--checkpoint) to use the ones it was trained on")
 
     # -- preprocessing -----------------------------------------------------------------------------------------
     def window_note(self, data: np.ndarray, chosen: str | tuple | None = None) -> str | None:
@@ -175,14 +219,14 @@ def open_trained(path: str | os.PathLike, device: str = "auto", precision: str =
     return trained_class(path).open(path, device, precision, backbone)
 
 
-def checkpoint_kind(path: str | os.PathLike) -> str | None:
-    """The ``kind`` a napari-samed checkpoint records, or None for any other file (to tell an earlier output
-    apart before overwriting it)."""
+def checkpoint_entry(path: str | os.PathLike, key: str):
+    """The entry ``key`` of a napari-samed checkpoint, unchecked, or None for any other file (to tell an earlier
+    output apart before overwriting it, or a model's backbone before opening it)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return None
-    return state.get("kind") if isinstance(state, dict) else None
+    return state.get(key) if isinstance(state, dict) else None
 
 
 def _load(path: Path, what: str, mmap: bool = False) -> dict:
@@ -198,14 +242,33 @@ def _load(path: Path, what: str, mmap: bool = False) -> dict:
     return state
 
 
-def open_backbone(state: dict, device: str = "auto", precision: str = "auto") -> Backbone:
-    """The backbone a checkpoint names: the bundled weights, or the file recorded at training time.
+def open_backbone(state: dict, device: str = "auto", precision: str = "auto",
+                  what: str = "the checkpoint") -> Backbone:
+    """The backbone a checkpoint was trained on: the bundled weights or the file it records, whichever has the
+    recorded weights hash; `SamedError` (naming ``what``) when neither does.
 
     ``precision="auto"`` takes the precision recorded at training time (fp32 for checkpoints that record none)
     when it runs at full speed on ``device``, else the device's own choice; any other value is used as given.
     """
     spec = get_spec(state["backbone"])
-    weights = None if spec.default_checkpoint else state["weights_path"]
     if precision == "auto" and native(state.get("precision", "fp32"), resolve_device(device)):
         precision = state.get("precision", "fp32")
-    return load_backbone(spec.name, weights, device, precision)
+    wanted, recorded = state["weights_id"], state["weights_path"]
+    bundled = spec.default_checkpoint() if spec.default_checkpoint else None
+    for weights in (bundled, recorded):
+        if weights and Path(weights).is_file() and file_sha256(weights) == wanted:
+            return load_backbone(spec.name, weights, device, precision)
+    where = f"{recorded}, which is not there" if recorded and not Path(recorded).is_file() else \
+        f"{recorded}, which has changed since" if recorded else "a file it does not name"
+    raise SamedError(f"{what} was trained on {spec.name} weights {wanted[:12]} ({where}"
+                     f"{', not the bundled ones' if bundled else ''}): give those weights as the backbone checkpoint "
+                     f"(--checkpoint FILE)")
+
+
+def load_weights(module: torch.nn.Module, weights: dict, what: str, strict: bool = True) -> None:
+    """``module.load_state_dict(weights)``; `SamedError` naming ``what`` when they do not fit the module."""
+    try:
+        module.load_state_dict(weights, strict=strict)
+    except RuntimeError as exc:
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise SamedError(f"{what} does not fit its model: {detail}") from None

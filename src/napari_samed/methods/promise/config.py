@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
 from ...errors import SamedError
+
+#: The smallest crop side on the crop grid.
+MIN_CROP = 8
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,25 @@ class PromiseConfig:
     warmup: int = 50  # optimiser steps of linear learning-rate warm-up before the polynomial decay
     clip: float = 1.0  # largest gradient norm per step
 
+    def __post_init__(self):
+        """`SamedError` for a value no model can have: sizes are whole numbers of at least 1 (`crop` at least
+        `MIN_CROP`, `warmup` 0 or more), the other constants finite and positive, voxels three positive sizes."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                low = {"crop": MIN_CROP, "warmup": 0}.get(f.name, 1)
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+            elif f.type == "float":
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+                    and value > 0
+            elif f.name == "spacing":
+                ok = isinstance(value, tuple) and len(value) == 3 and all(
+                    isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in value)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise SamedError(f"ProMISe configuration: {f.name} cannot be {value!r}")
+
     @property
     def lite(self) -> bool:
         return self.backbone == "lite-medsam"
@@ -48,7 +71,16 @@ class PromiseConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> PromiseConfig:
-        return cls(**{**values, "spacing": tuple(values["spacing"])})
+        """The configuration ``to_dict`` gave; `SamedError` for anything else."""
+        if not isinstance(values, dict):
+            raise SamedError(f"a ProMISe configuration is a mapping, not {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown, missing = sorted(set(values) - known, key=str), sorted(known - set(values))
+        if unknown or missing:
+            raise SamedError(f"ProMISe configuration with {'unknown' if unknown else 'missing'} fields "
+                             f"{', '.join(map(str, unknown or missing))}")
+        spacing = values["spacing"]
+        return cls(**{**values, "spacing": tuple(spacing) if isinstance(spacing, list | tuple) else spacing})
 
     def describe(self) -> str:
         return f"{self.backbone}, crop {self.crop}, voxel {'x'.join(f'{s:g}' for s in self.spacing)} mm"

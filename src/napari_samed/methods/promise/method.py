@@ -19,15 +19,24 @@ from ...models.backbone import Backbone
 from ...models.cache import VolumeEmbeddings
 from ...models.preprocess import resolve_window, shared_rule, window_rule
 from ...tasks import Progress, Task
+from .. import checkpoint_checks as checks
 from ..base import register
 from ..prompts import BoxPrompt3D, Prompt, check_prompts
-from ..trained import TrainedMethod
+from ..trained import TrainedMethod, load_weights
 from .config import PromiseConfig, default_config
 from .grid import GridVolume, crop_embeddings, crop_start, paste, take
 from .loss import BoundaryAwareLoss
 from .model import ProMISeNet, build_model
 from .prompt import normalise_points
 from .training import align, augmentations, sample_clicks, sample_crop
+
+
+def _config_problem(value) -> str | None:
+    try:
+        PromiseConfig.from_dict(value)
+    except SamedError as exc:
+        return f"is not a ProMISe configuration ({exc})"
+    return None
 
 
 @register
@@ -38,11 +47,19 @@ class Promise(TrainedMethod):
     kind = "napari-samed promise"
     what = "ProMISe"
     state_keys = ("config", "model", "epoch", "losses", "optimiser")
+    schema = {"config": _config_problem, "model": checks.WEIGHTS, "epoch": checks.whole(0),
+              "losses": checks.list_of(checks.number(finite=False)),
+              "optimiser": checks.optional(checks.mapping(checks.anything)),
+              "history": checks.list_of(checks.mapping(checks.anything)),
+              "target": checks.optional(checks.list_of(checks.whole(1), 1, unique=True))}
     interactive = "click3d"
     prompts = ("click",)
 
-    def __init__(self, backbone: Backbone, config: PromiseConfig | None = None):
+    def __init__(self, backbone: Backbone, config: PromiseConfig | None = None,
+                 target: Sequence[int] | None = None):
+        """``target``: the label values whose union the training masks are (recorded, and checked on resuming)."""
         self.backbone = backbone
+        self.target = sorted(map(int, target)) if target else None
         self.config = config or default_config(backbone.name)
         if self.config.backbone != backbone.name:
             raise SamedError(f"ProMISe configuration for {self.config.backbone} given the backbone {backbone.name}")
@@ -159,6 +176,13 @@ class Promise(TrainedMethod):
         if config != self.config:
             raise SamedError(f"checkpoint {path} was trained with another configuration ({config.describe()}) than "
                              f"this training ({self.config.describe()}); name a new checkpoint file")
+        recorded = state.get("target")
+        if self.target and recorded and recorded != self.target:
+            raise SamedError(f"checkpoint {path} was trained on label {'+'.join(map(str, recorded))}, not "
+                             f"{'+'.join(map(str, self.target))}; name a new checkpoint file for another target")
+        if self.target and not recorded:
+            warnings.warn(f"checkpoint {path} does not record its target label (an earlier napari-samed wrote it): "
+                          f"resuming on label {'+'.join(map(str, self.target))} unchecked", SamedWarning, stacklevel=2)
         self._load_state(state, path)
 
     def one_click_dsc(self, grid: GridVolume, mask: np.ndarray, click: tuple[int, int, int]) -> float:
@@ -211,26 +235,25 @@ class Promise(TrainedMethod):
     def state(self) -> dict:
         """The configuration, the trained weights (not the frozen pretrained ones) and the training state."""
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
-        return {"config": self.config.to_dict(),
+        return {"config": self.config.to_dict(), "target": self.target,
                 "model": {k: v.cpu() for k, v in self.model.state_dict().items() if k not in frozen},
                 "epoch": self.epoch, "losses": self.losses, "optimiser": self._optimiser_state, "history": self.history,
                 "saved": time.time()}
 
     @classmethod
     def from_state(cls, state: dict, backbone: Backbone, path: str | os.PathLike) -> Promise:
-        method = cls(backbone, PromiseConfig.from_dict(state["config"]))
+        method = cls(backbone, PromiseConfig.from_dict(state["config"]), state.get("target"))
         method._load_state(state, path)
         return method
 
     def _load_state(self, state: dict, path: str | os.PathLike) -> None:
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
-        own = self.model.state_dict()
-        wrong = [k for k, v in state["model"].items() if k not in own or own[k].shape != v.shape]
-        missing = set(own) - set(state["model"]) - frozen
-        if wrong or missing:
+        own = set(self.model.state_dict())
+        odd = sorted((own - set(state["model"]) - frozen) | (set(state["model"]) - own))
+        if odd:
             raise SamedError(f"ProMISe checkpoint {path} does not fit a {self.config.describe()} model "
-                             f"(e.g. {', '.join(sorted(wrong or missing)[:3])})")
-        self.model.load_state_dict(state["model"], strict=False)
+                             f"(e.g. {', '.join(odd[:3])})")
+        load_weights(self.model, state["model"], f"ProMISe checkpoint {path}", strict=False)
         self.window, self.epoch = state["window"], int(state["epoch"])
         self.losses = list(state["losses"])
         self.history = list(state.get("history", []))
