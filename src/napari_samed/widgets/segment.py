@@ -199,31 +199,55 @@ class SegmentWidget(QWidget):
                             hidden=sorted(session.hidden), settings=self._choices())
 
     def _restore(self, image: Image) -> None:
-        """Restore the image's saved session, if it has one: labels, prompts, objects and the form's choices. A
-        file that cannot be used is renamed, never overwritten."""
+        """Restore the image's saved session, if it has one: labels, prompts, objects and the form's choices (those
+        it still offers), as no undo step. A file that cannot be used is renamed, never overwritten, with one error
+        message, and nothing of it is restored."""
         path = self.session_file(image)
         if not path.is_file():
             return
         try:
             saved = load_session(path, image.data.shape)
         except SamedError as exc:
-            show_error(f"{exc}. It was renamed {set_aside(path).name}; a new session starts.")
+            self._set_aside(path, str(exc))
             return
+        choices = self._choices()
+        try:
+            self._apply_saved(image, saved)
+        except Exception as exc:  # a file that passed the checks yet napari refuses: back to a new session
+            self._set_aside(path, " ".join(f"the session file {path} cannot be used ({type(exc).__name__}: "
+                                           f"{exc})".split()))
+            boxes = self.prompt_layers(image)[1]
+            with boxes.events.data.blocker():
+                boxes.data, boxes.features = [], {"label": np.empty(0, int)}
+            self._apply_saved(image, SavedSession(np.zeros(image.data.shape, np.uint16), settings=choices))
+            return
+        session = self.sessions[image]
+        self.status.value = f"restored the saved session ({len(session.objects())} objects) from {path.name}"
+
+    def _apply_saved(self, image: Image, saved: SavedSession) -> None:
+        """Put a session file's state in the image's (new) session, prompt layers and the form."""
         session = self.session(image)
         session.labels[...] = saved.labels
         session.labels_changed()
         session.current_label, session.locked, session.hidden = saved.current, set(saved.locked), set(saved.hidden)
-        restore_prompts(*self.prompt_layers(image), saved)
-        self._recolor_points(self.prompt_layers(image)[0])
+        points, boxes = self.prompt_layers(image)
+        restore_prompts(points, boxes, saved)
+        self._recolor_points(points)
         fields = self._saved_fields()
         for key, value in saved.settings.items():
-            if isinstance(fields.get(key), FileEdit):
-                fields[key].line_edit.value = value  # FileEdit.value = "" would mean the working folder
-            elif key in fields:
-                fields[key].value = value
-        if session.labels.any():
-            self._show(image)
-        self.status.value = f"restored the saved session ({len(session.objects())} objects) from {path.name}"
+            field = fields.get(key)
+            if isinstance(field, FileEdit) and isinstance(value, str):
+                field.line_edit.value = value  # FileEdit.value = "" would mean the working folder
+            elif value in getattr(field, "choices", ()) or isinstance(field, CheckBox) and isinstance(value, bool):
+                field.value = value  # a choice the form no longer offers stays as it is
+        self._show(image)
+
+    def _set_aside(self, path: Path, problem: str) -> None:
+        """Tell the user once why a session file is not used, and rename it so that a new session keeps it."""
+        try:
+            show_error(f"{problem}. It was renamed {set_aside(path).name}; a new session starts.")
+        except OSError as exc:
+            show_error(f"{problem}. It could not be renamed ({exc}); a new session starts.")
 
     def _changed(self, image: Image) -> None:
         """Save the session soon (when it holds work, or replaces a saved one)."""
