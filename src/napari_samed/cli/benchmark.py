@@ -36,13 +36,19 @@ def run(args) -> int:
     from ..evaluation.compare import parse_methods, with_prompts
     from ..evaluation.report import benchmark, find_cases
     from ..io.outputs import OutputFolder
-    from ..methods import PROMPT_KINDS
+    from ..methods import PROMPT_KINDS, get_method
     from ..tasks import run_task
 
     if args.data is None or args.report is None:
         raise SamedError("benchmark needs --data DIR and -o OUT (or a suite: benchmark cotrain DATA -o DIR)")
+    methods = parse_methods(args.methods)
+    for slot in methods:
+        understood = get_method(slot.method).prompts
+        if args.prompts and understood and not set(understood) & set(args.prompts):
+            raise SamedError(f"{slot.method} takes {', '.join(understood)} prompts; --prompts "
+                             f"{','.join(args.prompts)} gives it none of them")
+    slots = with_prompts(methods, PROMPT_KINDS, args.prompts)
     cases, notes = find_cases(args.data)
-    slots = with_prompts(parse_methods(args.methods), PROMPT_KINDS, args.prompts)
     folder = OutputFolder(args.report, "report folder", args.overwrite)
     bar, update = options.progress_bar("benchmark")
     with folder.claim(["report.md", "results.csv", *(f"{case.name}.png" for case in cases)]), bar:
@@ -64,7 +70,7 @@ def run_cotrain(args) -> int:
     with folder.claim(["table1.md", "table1.csv", "single.ckpt", "cotrain.ckpt"], ["overlays"]):
         backbone = options.backbone(args)
         structures, splits = training_slices(args, backbone)
-        bar, update = options.progress_bar("benchmark cotrain")
+        bar, update = options.progress_bar("benchmark cotrain", "step")
         with bar:
             run_task(benchmark_cotrain(splits, backbone, args.output, parse_jitter(args.jitter, structures),
                                        args.epochs, args.batch, args.lr, args.seed), update)

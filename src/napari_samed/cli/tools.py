@@ -32,11 +32,17 @@ def add_parsers(sub) -> None:
     options.add_overwrite(sample)
     sample.set_defaults(run=run_sample)
 
+    info = sub.add_parser("info", help="what this machine offers: device, CPU capability, precision, threads, the "
+                                       "last embedding's speed")
+    info.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    info.add_argument("--cache", type=options.path, help="embedding cache folder (default: the user cache folder)")
+    info.set_defaults(run=run_info)
+
     demo = sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
     demo.add_argument("--headless", action="store_true",
                       help="no display: zero-shot, five-slice few-shot and their comparison on the sample, as a "
                            "report in OUT")
-    demo.add_argument("-o", "--output", type=options.path, default=Path("samed_demo"), metavar="OUT",
+    demo.add_argument("-o", "--output", type=options.path, metavar="OUT",
                       help="report folder of --headless (default samed_demo)")
     demo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (--headless)")
     options.add_precision(demo)
@@ -69,6 +75,15 @@ def run_embed(args) -> int:
     return 0
 
 
+def run_info(args) -> int:
+    from ..models.cache import cache_root
+    from ..models.machine import describe_machine
+
+    for key, value in describe_machine(args.device, cache_root(args.cache)).items():
+        print(f"{key}: {value}")
+    return 0
+
+
 def run_sample(args) -> int:
     from ..io.outputs import OutputFolder
     from ..sample_data import SAMPLE_IMAGE, SAMPLE_LABELS, write_sample, write_sample_dataset
@@ -96,11 +111,18 @@ def cmd_demo(args) -> int:
         resolve_device(args.device)  # a bad --device or --cache before the sample is written
         if args.cache is not None:
             cache_root(args.cache)
+        out = args.output or Path("samed_demo")
         bar, update = options.progress_bar("demo")
-        with OutputFolder(args.output, "report folder", args.overwrite).claim(DEMO_FILES), bar:
-            run_task(demo_report(args.output, args.device, args.cache, precision=args.precision), update)
-        print(args.output / "report.md")
+        with OutputFolder(out, "report folder", args.overwrite).claim(DEMO_FILES), bar:
+            run_task(demo_report(out, args.device, args.cache, precision=args.precision), update)
+        print(out / "report.md")
         return 0
+    given = [name for name, value in (("-o", args.output), ("--device", args.device != "auto"),
+                                      ("--precision", args.precision != "auto"), ("--cache", args.cache),
+                                      ("--overwrite", args.overwrite)) if value]
+    if given:
+        raise SamedError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for napari-samed demo --headless; "
+                         f"the demo in napari takes none")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise SamedError("napari-samed demo opens napari, which needs a display, and none is set (DISPLAY, "
                          "WAYLAND_DISPLAY); without one, run napari-samed demo --headless -o OUT")
