@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from conftest import ROOT, SAMPLE
+from conftest import ROOT, SAMPLE, run
 from scipy import ndimage
 
 from napari_samed import Volume, read_volume, write_labels
@@ -158,3 +158,12 @@ def test_installed_command_reports_errors_without_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"napari-samed: error: no such file: {tmp_path / 'none.nii.gz'}"
+
+
+def test_info_says_what_the_machine_offers_and_the_last_embedding_speed(capsys, tmp_path, case):
+    code, out, _ = run(capsys, "info", "--cache", tmp_path / "cache")
+    assert code == 0 and "cpu capability: " in out and "default precision: " in out
+    assert "last embedding: none in this cache" in out
+    assert run(capsys, "embed", case[0], "--cache", tmp_path / "cache")[0] == 0
+    code, out, _ = run(capsys, "info", "--cache", tmp_path / "cache")
+    assert code == 0 and " s/slice over 5 slices (lite-medsam, " in out, out

@@ -81,6 +81,7 @@ def test_box_then_second_object_then_undo(qtbot, setup, tmp_path):
     result = widget.result_layer(image)
     assert dice(result.data[Z] == 1, organ) >= 0.90
     assert not result.data[:Z].any()
+    assert widget.fields.machine.value.startswith("cpu, ")  # what the model ran on, in the model section
     before = result.data[Z].copy()
 
     widget.new_object()

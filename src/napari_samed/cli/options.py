@@ -152,12 +152,12 @@ def add_dataset(p: argparse.ArgumentParser) -> None:
                    help="an MSD-style folder (imagesTr/, labelsTr/, dataset.json) or IMAGE LABEL pairs")
 
 
-def progress_bar(desc: str):
-    """A tqdm bar on stderr and the callback that moves it with each `Progress`."""
+def progress_bar(desc: str, unit: str = "slice"):
+    """A tqdm bar on stderr counting ``unit``s and the callback that moves it with each `Progress`."""
     from tqdm import tqdm
 
     # Shown after half a second: input refused at once leaves its one-line error alone.
-    bar = tqdm(desc=desc, unit="slice", file=sys.stderr, dynamic_ncols=True, delay=0.5)
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=0.5)
 
     def update(step) -> None:
         bar.total = step.total

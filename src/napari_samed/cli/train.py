@@ -104,7 +104,7 @@ def run_fewshot(args) -> int:
     del labels
     backbone, embeddings = options.embeddings(args, volume)
     method = FewShot(backbone)
-    bar, update = options.progress_bar("train fewshot")
+    bar, update = options.progress_bar("train fewshot", "step")
     with bar:
         losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations), update)
     method.save(args.output)
@@ -137,7 +137,7 @@ def run_cotrain(args) -> int:
     backbone = options.backbone(args)
     structures, splits = training_slices(args, backbone)
     method = CoTrain(backbone, structures, args.mode, parse_jitter(args.jitter, structures))
-    bar, update = options.progress_bar(f"train {args.mode}")
+    bar, update = options.progress_bar(f"train {args.mode}", "step")
     with bar:
         history = run_task(method.fit(splits, args.epochs, args.batch, args.lr, args.seed, args.output), update)
     best = max(history, key=lambda h: h["val_dsc"])
@@ -188,7 +188,7 @@ def run_promise(args) -> int:
     method = Promise(backbone, config if args.crop is None else replace(config, crop=args.crop), target.values)
     cases = dataset.target_cases(target)
     validation = held_out.target_cases(target) if held_out else []
-    bar, update = options.progress_bar("train promise")
+    bar, update = options.progress_bar("train promise", "step")
     with bar:
         losses = run_task(method.fit(cases, args.epochs, args.output, args.window or "auto", args.crops,
                                      args.cache, args.seed, validation), update)

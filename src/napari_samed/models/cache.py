@@ -27,6 +27,7 @@ from ..io.atomic import atomic_path
 from ..io.outputs import check_writable_folder
 from ..io.volume import Volume
 from .backbone import Backbone
+from .machine import record_speed
 from .preprocess import resolve_window, window_rule
 
 CACHE_ENV = "NAPARI_SAMED_CACHE"
@@ -168,8 +169,10 @@ class VolumeEmbeddings:
         return None
 
     def _encode(self, slices: list[int]) -> torch.Tensor:
-        """Embed and store ``slices``: (len(slices), 256, 64, 64) float16."""
+        """Embed and store ``slices``: (len(slices), 256, 64, 64) float16; ``rate`` becomes this call's speed."""
+        start = time.perf_counter()
         embs = self.backbone.encode(self.data[slices], self.window).half()
+        self.rate = len(slices) / (time.perf_counter() - start)
         if self.dir is not None:
             for z, emb in zip(slices, embs, strict=True):
                 payload = emb.contiguous().numpy().tobytes()
@@ -187,10 +190,14 @@ class VolumeEmbeddings:
         todo = self.missing(slices)
         if first is not None:
             todo.sort(key=lambda z: (abs(z - first), z))
-        start, step = time.perf_counter(), self.backbone.batch_size
-        for i in range(0, len(todo), step):
-            batch = todo[i:i + step]
-            for done, (z, emb) in enumerate(zip(batch, self._encode(batch), strict=True), start=i + 1):
-                self._remember(z, emb)
-                self.rate = done / (time.perf_counter() - start)
-                yield done, len(todo)
+        start, step, done = time.perf_counter(), self.backbone.batch_size, 0
+        try:
+            for i in range(0, len(todo), step):
+                batch = todo[i:i + step]
+                for done, (z, emb) in enumerate(zip(batch, self._encode(batch), strict=True), start=i + 1):
+                    self._remember(z, emb)
+                    self.rate = done / (time.perf_counter() - start)
+                    yield done, len(todo)
+        finally:
+            if done and self.dir is not None:  # for `napari-samed info`
+                record_speed(self.dir.parent, self.backbone, done, done / self.rate)

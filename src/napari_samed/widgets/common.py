@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, FileEdit
+from magicgui.widgets import ComboBox, FileEdit, Label
 from napari.layers import Image
 
 from ..errors import SamedError
@@ -37,6 +37,15 @@ class ModelFields:
                                    tooltip="weights file for models other than lite-medsam")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.precision = precision_field()
+        self.machine = Label(label="machine", value="(known once the model is loaded)",
+                             tooltip="the device, its CPU capability, the encoder precision, threads and the "
+                                     "last embedding's speed (napari-samed info says more)")
+
+    def show_machine(self, embeddings) -> None:
+        """Say what the model runs on and how fast ``embeddings`` (`VolumeEmbeddings`) were computed."""
+        from ..models.machine import summary
+
+        self.machine.value = summary(embeddings.backbone, embeddings.rate)
 
     @property
     def widgets(self) -> list:

@@ -97,7 +97,7 @@ class SegmentWidget(QWidget):
         self._amend = False  # a partial result of the running task is applied: its result amends that undo step
         self.progress, self.status = self.tasks.progress, self.tasks.status
         self.model_form = Container(widgets=[self.model, self.checkpoint, self.device, self.precision, self.trained,
-                                             self.window])
+                                             self.window, self.fields.machine])
         self.model_section = QCollapsible()  # the defaults serve a first segmentation: folded until wanted
         self.model_section.addWidget(self.model_form.native)
         self.form = Container(widgets=[
@@ -607,6 +607,9 @@ class SegmentWidget(QWidget):
         self._restyle(image)
 
     def _on_finished(self) -> None:
+        session = self.sessions.get(self._running or self.image.value)
+        if session is not None and session.embeddings is not None:
+            self.fields.show_machine(session.embeddings)
         self._running, self._amend = None, False
         if self._pending_auto:
             self._pending_auto = False
