@@ -190,16 +190,6 @@ def test_a_4d_label_file_is_named(capsys, tmp_path, case):
     refused_keeping_files(capsys, tmp_path, "evaluate", case[1], labels, message=f"{labels}: the image must be a 3D")
 
 
-def test_prompt_kinds_a_method_cannot_take_are_refused(capsys, tmp_path, case, lite):
-    path = promise(lite, tmp_path / "p.ckpt")
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "ct.nii.gz").write_bytes(case[0].read_bytes())
-    (tmp_path / "data" / "ct_label.nii.gz").write_bytes(case[1].read_bytes())
-    refused_keeping_files(capsys, tmp_path, "benchmark", "--data", tmp_path / "data", "-o", tmp_path / "report",
-                          "--methods", f"promise:{path}", "--prompts", "box",
-                          message="promise takes click prompts; --prompts box gives it none of them")
-
-
 def test_options_of_the_headless_demo_are_refused_for_the_demo_in_napari(capsys, tmp_path):
     refused_keeping_files(capsys, tmp_path, "demo", "-o", tmp_path / "report", "--device", "cpu",
                           message="-o, --device are for napari-samed demo --headless")

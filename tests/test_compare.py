@@ -86,7 +86,9 @@ def test_benchmark_report(tmp_path, slab, fewshot_ckpt, cache_dir, capsys):
     code = main(["benchmark", "--data", str(data), "-o", str(out), "--cache", str(cache_dir), "--device", "cpu",
                  "--methods", f"zero-shot:lite-medsam,fewshot:{fewshot_ckpt},promise:{tmp_path / 'none.ckpt'}",
                  "--prompts", "box,box3d"])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "promise takes click prompts; --prompts box,box3d gives it none of them: it gets click" in err
     report = (out / "report.md").read_text()
     assert "zero-shot lite-medsam (box3d)" in report and "ProMISe checkpoint not found" in report
     assert (out / "slab_img.png").stat().st_size > 10_000

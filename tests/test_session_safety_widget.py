@@ -14,8 +14,8 @@ from napari_samed.widgets import segment
 
 Z = 32
 SHAPE = read_volume(SAMPLE).data.shape
-KINDS = ["empty", "points header of 10**15 points", "current text", "settings nested", "points NaN",
-         "no box labels", "newer version"]
+KINDS = ["empty", "points header of 10**15 points", "current text", "settings nested", "labels text",
+         "points 2 columns", "points NaN", "no box labels", "newer version"]
 
 
 @pytest.fixture

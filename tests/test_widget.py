@@ -304,7 +304,7 @@ def test_co_trained_decoder_segments_the_boxes_of_a_slice_together(qtbot, setup,
     _, widget, image, labels = setup
     organ, lesion = labels[Z] > 0, labels[Z] == LESION
     fewshot = FewShot(load_backbone())
-    fewshot.decoder, fewshot.labels = FewShotDecoder(fewshot.backbone, 1), [1]
+    fewshot.decoder, fewshot.labels, fewshot.targets = FewShotDecoder(fewshot.backbone, 1), [1], [torch.rand(1, 256)]
     widget.trained.value = fewshot.save(tmp_path / "fewshot.ckpt")  # the wrong kind of checkpoint
     _box(widget, image, Z, bbox(organ))
     _box(widget, image, Z, bbox(lesion))

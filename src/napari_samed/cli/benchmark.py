@@ -45,8 +45,8 @@ def run(args) -> int:
     for slot in methods:
         understood = get_method(slot.method).prompts
         if args.prompts and understood and not set(understood) & set(args.prompts):
-            raise SamedError(f"{slot.method} takes {', '.join(understood)} prompts; --prompts "
-                             f"{','.join(args.prompts)} gives it none of them")
+            options.warn(f"{slot.method} takes {', '.join(understood)} prompts; --prompts {','.join(args.prompts)} "
+                         f"gives it none of them: it gets {understood[0]}")
     slots = with_prompts(methods, PROMPT_KINDS, args.prompts)
     cases, notes = find_cases(args.data)
     folder = OutputFolder(args.report, "report folder", args.overwrite)

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -52,10 +53,8 @@ def summary(backbone: Backbone, rate: float = 0.0) -> str:
 def describe_machine(device: str = "auto", cache: Path | None = None) -> dict[str, str]:
     """The device, CPU capability, native bf16, default encoder precision, threads and versions, and the last
     embedding's speed when ``cache`` (the embedding cache folder) has one."""
-    from .. import __version__
-
     dev = resolve_device(device)
-    info = {"napari-samed": __version__, "torch": torch.__version__, "python": platform.python_version(),
+    info = {"napari-samed": version("napari-samed"), "torch": torch.__version__, "python": platform.python_version(),
             "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
             "cpu": platform.processor() or platform.machine(),
             "cpu capability": torch.backends.cpu.get_cpu_capability(),
