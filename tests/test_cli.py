@@ -1,5 +1,6 @@
 import json
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -167,3 +168,15 @@ def test_info_says_what_the_machine_offers_and_the_last_embedding_speed(capsys, 
     assert run(capsys, "embed", case[0], "--cache", tmp_path / "cache")[0] == 0
     code, out, _ = run(capsys, "info", "--cache", tmp_path / "cache")
     assert code == 0 and " s/slice over 5 slices (lite-medsam, " in out, out
+
+
+def test_help_and_usage_errors_import_no_torch():
+    from napari_samed.methods import METHOD_NAMES, METHODS
+
+    assert sorted(METHOD_NAMES) == sorted(METHODS)  # what the parser lists is the registry
+    script = ("import sys\nfrom napari_samed.cli import main\n"
+              "for argv in (['--help'], ['segment', '--help'], ['segment'], ['benchmark', '--prompts', 'nope']):\n"
+              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+              "print('loaded:', [m for m in ('torch', 'monai') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip().endswith("loaded: []"), done.stdout[-300:] + done.stderr[-300:]

@@ -14,13 +14,13 @@ point = options.ints_between(3, 5, "a point is Z,Y,X[,POLARITY[,LABEL]] (integer
 
 
 def add_parser(sub) -> None:
-    from ..methods import METHODS
+    from ..methods import METHOD_NAMES
 
     p = sub.add_parser("segment", help="segment a volume from prompts; write a label volume")
     p.add_argument("image", type=options.path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
     p.add_argument("-o", "--output", type=options.path, required=True, metavar="OUT",
                    help="label volume to write, in IMAGE's format and geometry")
-    p.add_argument("--method", choices=list(METHODS),
+    p.add_argument("--method", choices=METHOD_NAMES,
                    help="segmentation method (default zero-shot, or the --trained model's)")
     p.add_argument("--trained", type=options.path, metavar="CKPT",
                    help="a trained model (napari-samed train ...): few-shot, co-trained decoder or ProMISe; it runs "

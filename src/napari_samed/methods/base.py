@@ -9,11 +9,9 @@ import numpy as np
 from ..errors import SamedError
 from ..models.cache import VolumeEmbeddings
 from ..tasks import Task
-from .prompts import Prompt
+from .prompts import PROMPT_KINDS, Prompt
 
-#: The prompt kinds of the CLI, the comparison and the papers: a box on every slice, a 3D box, one click; and
-#: one click or one box on a single slice, propagated through the volume.
-PROMPT_KINDS = ("box", "box3d", "click", "click3d", "onebox3d")
+__all__ = ["METHODS", "PROMPT_KINDS", "Method", "get_method", "register"]
 
 
 class Method(Protocol):

@@ -9,6 +9,10 @@ import numpy as np
 
 from ..errors import SamedError
 
+#: The prompt kinds of the CLI, the comparison and the papers: a box on every slice, a 3D box, one click; and
+#: one click or one box on a single slice, propagated through the volume.
+PROMPT_KINDS = ("box", "box3d", "click", "click3d", "onebox3d")
+
 
 @dataclass
 class SlicePrompt:
