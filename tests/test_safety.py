@@ -337,3 +337,13 @@ def test_the_demo_without_a_display_says_to_run_it_headless(capsys, monkeypatch)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
     refused(capsys, "demo", message="run napari-samed demo --headless -o OUT")
+
+
+def test_a_file_kept_beside_outputs_with_overwrite_is_not_recorded_as_the_commands(capsys, tmp_path):
+    out = tmp_path / "out"
+    (out / "labelsTr").mkdir(parents=True)
+    (out / "labelsTr" / "notes.txt").write_text("mine\n")
+    code, _, _ = run(capsys, "sample", "--cases", "1", "-o", out, "--overwrite")
+    recorded = json.loads((out / ".napari-samed-outputs.json").read_text())["files"]
+    assert code == 0 and "labelsTr/notes.txt" not in recorded and "dataset.json" in recorded
+    assert (out / "labelsTr" / "notes.txt").read_text() == "mine\n"

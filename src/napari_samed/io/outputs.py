@@ -115,9 +115,11 @@ class OutputFolder:
     def record(self) -> None:
         """List the claimed files the command wrote, or that were its own already, as its own."""
         recorded = self._recorded()
-        files = dict(self._claimed)
-        files.update({p.relative_to(self.folder).as_posix(): None for sub in self._folders
-                      if (self.folder / sub).is_dir() for p in (self.folder / sub).rglob("*") if not p.is_dir()})
+        files = dict(self._claimed)  # and the files that appeared in the claimed subfolders, new to the command:
+        for sub in self._folders:
+            for p in (self.folder / sub).rglob("*") if (self.folder / sub).is_dir() else ():
+                if not p.is_dir():
+                    files.setdefault(p.relative_to(self.folder).as_posix(), None)
         for name, before in files.items():
             path = self.folder / name
             if path.is_file() and (_stat(path) != before or name in recorded):
