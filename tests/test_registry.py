@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -68,3 +71,10 @@ def test_weights_digest_once_per_file_version(tmp_path):
     path.write_bytes(b"b" * 1000)  # same size, new content and mtime
     os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
     assert file_sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest()
+
+
+def test_the_registry_is_whole_whatever_was_imported_first():
+    script = ("from napari_samed.methods.base import get_method\n"
+              "print(get_method('zero-shot').name, get_method('promise').name)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["zero-shot", "promise"], done.stderr[-500:]

@@ -16,8 +16,7 @@ _WHERE = {
     "TrainedMethod": ".trained", "open_trained": ".trained", "trained_class": ".trained",
     "Object3D": ".zero_shot", "ZeroShot": ".zero_shot",
 }
-#: The modules whose import registers a method in `METHODS`, and the names they register (checked by a test).
-_REGISTERING = (".zero_shot", ".cotrain", ".fewshot", ".promise")
+#: The names the registering modules (`base.REGISTERING`) register, for the CLI's parser (checked by a test).
 METHOD_NAMES = ("zero-shot", "cotrain", "fewshot", "promise")
 __all__ = sorted([*_WHERE, "METHOD_NAMES"])
 
@@ -25,7 +24,6 @@ __all__ = sorted([*_WHERE, "METHOD_NAMES"])
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name in ("METHODS", "get_method"):
-        for module in _REGISTERING:  # the registry is whole only once every method has registered
-            import_module(module, __name__)
+    if name == "METHODS":  # the registry is whole only once every method has registered
+        return import_module(".base", __name__).complete_registry()
     return getattr(import_module(_WHERE[name], __name__), name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -11,7 +12,7 @@ from ..models.cache import VolumeEmbeddings
 from ..tasks import Task
 from .prompts import PROMPT_KINDS, Prompt
 
-__all__ = ["METHODS", "PROMPT_KINDS", "Method", "get_method", "register"]
+__all__ = ["METHODS", "PROMPT_KINDS", "Method", "complete_registry", "get_method", "register"]
 
 
 class Method(Protocol):
@@ -31,6 +32,8 @@ class Method(Protocol):
 
 
 METHODS: dict[str, type] = {}
+#: The modules whose import registers a method in `METHODS`.
+REGISTERING = (".zero_shot", ".cotrain", ".fewshot", ".promise")
 
 
 def register(cls: type) -> type:
@@ -39,8 +42,15 @@ def register(cls: type) -> type:
     return cls
 
 
+def complete_registry() -> dict[str, type]:
+    """`METHODS`, whole: every registering module imported (once), whatever the caller imported before."""
+    for module in REGISTERING:
+        import_module(module, __package__)
+    return METHODS
+
+
 def get_method(name: str) -> type:
     try:
-        return METHODS[name]
+        return complete_registry()[name]
     except KeyError:
         raise SamedError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
