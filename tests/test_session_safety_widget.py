@@ -39,7 +39,7 @@ def _set_aside_and_new(widget, image, saved, errors, says: str) -> None:
     assert len(errors) == 1 and str(saved) in errors[0] and says in errors[0] and "\n" not in errors[0]
     assert not saved.exists() and saved.with_name(saved.name + ".unused").is_file()
     session, (points, boxes) = widget.sessions[image], widget.prompt_layers(image)
-    assert not session.labels.any() and not widget.result_layer(image).data.any() and not session._undo
+    assert not session.labels.any() and not widget.result_layer(image).data.any() and not len(session.history)
     assert session.current_label == 1 and not session.locked and not len(points.data) and not len(boxes.data)
     assert widget.window.value == "auto" and widget.in3d.value  # the form as it was
     widget.auto.value = False
@@ -77,7 +77,7 @@ def test_a_good_session_file_is_restored_as_no_undo_step(qtbot, make_napari_view
     _, widget, image = open_with_segment(make_napari_viewer, path, cache_dir, Z)
     session, (points, boxes) = widget.sessions[image], widget.prompt_layers(image)
     assert not errors and "restored" in widget.status.value and saved.is_file()
-    assert (widget.result_layer(image).data == 2).sum() == 400 and not session._undo
+    assert (widget.result_layer(image).data == 2).sum() == 400 and not len(session.history)
     assert session.current_label == 2 and session.locked == {2} and len(points.data) == len(boxes.data) == 1
     assert widget.window.value == "ct" and not widget.in3d.value
     assert widget.model.value != "no-such-model" and widget._settings(image)["checkpoint"] is None  # not offered

@@ -1,9 +1,9 @@
 """`InteractiveSession`: the headless state behind the Segment widget.
 
-It owns the model, the embeddings and the result label volume of one image, with an undo stack. Computations
-are `Task` generators that return masks without touching the labels, so a GUI runs them in a worker thread and
-applies the result (`apply`) on its own thread. Importing it is light: the model code (torch) is imported where
-it runs, in the tasks, so that a GUI creating a session does not stall.
+It owns the model, the embeddings and the result label volume of one image, with a bounded undo history
+(`History`). Computations are `Task` generators that return masks without touching the labels, so a GUI runs them
+in a worker thread and applies the result (`apply`) on its own thread. Importing it is light: the model code (torch)
+is imported where it runs, in the tasks, so that a GUI creating a session does not stall.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import SamedError
-from .io.volume import Volume, check_volume
-from .methods.prompts import ObjectPrompt3D, SlicePrompt, check_prompts
-from .tasks import Progress, Task, relay
+from ..errors import SamedError
+from ..io.volume import Volume, check_volume
+from ..methods.prompts import ObjectPrompt3D, SlicePrompt, check_prompts
+from ..tasks import Progress, Task, relay
+from .history import UNDO_LIMIT_BYTES, History
 
 if TYPE_CHECKING:
-    from .methods.trained import TrainedMethod
-    from .methods.zero_shot import Object3D, ZeroShot
-    from .models import VolumeEmbeddings
+    from ..methods.trained import TrainedMethod
+    from ..methods.zero_shot import Object3D, ZeroShot
+    from ..models import VolumeEmbeddings
 
 Masks = dict[int, np.ndarray]
 
@@ -32,11 +33,12 @@ class InteractiveSession:
 
     Objects are numbered 1, 2, ...; segmenting replaces the current object's mask on the slices it covers and
     never changes another object's voxels. A locked object cannot be segmented again, and its voxels act as
-    negative prompts for the others (``avoid``).
+    negative prompts for the others (``avoid``). Undo keeps the changed voxels of each edit, the oldest dropped
+    beyond ``undo_limit`` bytes.
     """
 
     def __init__(self, image: np.ndarray, cache_dir: str | os.PathLike | None = None,
-                 spacing: tuple[float, float, float] | None = None):
+                 spacing: tuple[float, float, float] | None = None, undo_limit: int = UNDO_LIMIT_BYTES):
         image = np.asarray(image)
         check_volume(image)
         self.image = image
@@ -51,8 +53,8 @@ class InteractiveSession:
         self._coverage: dict[int, tuple[int, int, int]] | None = None  # `objects()` of the labels, until they change
         self.cache_dir = cache_dir
         self.embeddings: VolumeEmbeddings | None = None
-        self._undo: list[dict[int, np.ndarray]] = []
-        self._generation = 0  # counts the changes of ``labels``
+        self.history = History(undo_limit)
+        self.generation = 0  # counts the changes of ``labels``
         self._made: dict[int, tuple[int, dict[int, int], dict]] = {}  # label -> 3D result's (generation, origin, stops)
 
     # -- model and embeddings ------------------------------------------------------------------------------
@@ -67,9 +69,9 @@ class InteractiveSession:
         segment in 3D (`segment_click_3d`). The image is then windowed as in its training; a different ``window``
         gives a warning, once. Slow: run it in a worker.
         """
-        from .methods.trained import open_trained
-        from .models import VolumeEmbeddings, load_backbone
-        from .models.preprocess import window_rule
+        from ..methods.trained import open_trained
+        from ..models import VolumeEmbeddings, load_backbone
+        from ..models.preprocess import window_rule
 
         backbone = load_backbone(model, checkpoint, device, precision)
         self.trained = None
@@ -164,7 +166,7 @@ class InteractiveSession:
             raise SamedError(f"object {self.current_label} has no mask on slice {z} to propagate; draw a box first")
         masks = {z: mask}
         total = self.image.shape[0]
-        from .methods.propagation import propagate
+        from ..methods.propagation import propagate
 
         for step in propagate(emb.backbone, emb, z, mask, (0, total - 1), avoid=self.avoid()):
             masks[step.z] = step.mask
@@ -200,14 +202,14 @@ class InteractiveSession:
     def object_3d(self, label: int) -> Object3D | None:
         """Object ``label`` as it is in the labels (None without voxels), with where its masks came from when the
         labels have not changed since a 3D segmentation of it was applied."""
-        from .methods.zero_shot import Object3D
+        from ..methods.zero_shot import Object3D
 
         zs = np.flatnonzero((self.labels == label).any(axis=(1, 2)))
         if not len(zs):
             return None
         obj = Object3D(label, {int(z): self.labels[z] == label for z in zs})
         made = self._made.get(label)
-        if made is not None and made[0] == self._generation:
+        if made is not None and made[0] == self.generation:
             obj.origin = {z: o for z, o in made[1].items() if z in obj.masks}
             obj.stops = dict(made[2])
         return obj
@@ -217,37 +219,37 @@ class InteractiveSession:
         """Write masks as ``label`` (the current object): replace its voxels on those slices, keep others'."""
         self.apply_objects({self.current_label if label is None else label: masks})
 
-    def apply_objects(self, objects: dict[int, Masks | Object3D], amend: bool = False) -> None:
+    def apply_objects(self, objects: dict[int, Masks | Object3D], amend: bool = False) -> int:
         """Write several objects' masks as one undo step. Each replaces its own voxels on its slices and never
         takes another object's voxels, except that a later object in ``objects`` paints over an earlier one
         (a lesion box after its organ's box). An `Object3D` writes its ``touched`` slices, and the session
         remembers where its masks came from (`object_3d`). ``amend``: add to the last undo step instead (the
-        rest of a result whose first part was applied already)."""
+        rest of a result whose first part was applied already). Returns how many of the oldest undo steps were
+        dropped to stay within the undo memory limit."""
         for label in objects:
             self.check_editable(label)
         made = {label: o for label, o in objects.items() if not isinstance(o, dict)}
         objects = {label: {z: o.masks[z] for z in o.touched} if label in made else o for label, o in objects.items()}
-        saved: dict[int, np.ndarray] = self._undo.pop() if amend and self._undo else {}
+        step = self.history.begin(amend)
         for z in sorted({z for masks in objects.values() for z in masks}):
-            if z not in saved:
-                saved[z] = self.labels[z].copy()
             plane = self.labels[z]
+            before = plane.copy()
             plane[np.isin(plane, list(objects))] = 0
             free = plane == 0
             for label, masks in objects.items():
                 if z in masks:
                     plane[masks[z] & free] = label
-        self._undo.append(saved)
+            self.history.record(step, z, before, plane)
+        dropped = self.history.commit(step)
         self.labels_changed()
         for label, obj in made.items():
-            self._made[label] = (self._generation, obj.origin, obj.stops)
+            self._made[label] = (self.generation, obj.origin, obj.stops)
+        return dropped
 
     def undo(self) -> bool:
-        """Restore the slices the last `apply` changed; False when there is nothing to undo."""
-        if not self._undo:
+        """Restore the voxels the last edit changed; False when there is nothing to undo."""
+        if not self.history.undo(self.labels):
             return False
-        for z, plane in self._undo.pop().items():
-            self.labels[z] = plane
         self.labels_changed()
         return True
 
@@ -255,7 +257,7 @@ class InteractiveSession:
         """Say that ``labels`` changed (the session's own writes say it themselves; call it after writing them
         from outside: a restored file, painting in a viewer)."""
         self._coverage = None
-        self._generation += 1
+        self.generation += 1
 
     def new_object(self) -> int:
         """Start the next object: one above the highest label in use (or the current one, if still empty and not
@@ -285,15 +287,19 @@ class InteractiveSession:
             raise SamedError(f"object labels start at 1; got {label}")
         self.current_label = int(label)
 
-    def delete(self, label: int) -> None:
-        """Remove an object's voxels (one undo step) and its lock."""
+    def delete(self, label: int) -> int:
+        """Remove an object's voxels (one undo step; returns how many old steps were dropped) and its lock."""
         self.locked.discard(label)
         self.hidden.discard(label)
-        zs = np.flatnonzero((self.labels == label).any(axis=(1, 2)))
-        self._undo.append({int(z): self.labels[z].copy() for z in zs})
-        for z in zs:
-            self.labels[z][self.labels[z] == label] = 0
+        step = self.history.begin()
+        for z in np.flatnonzero((self.labels == label).any(axis=(1, 2))):
+            plane = self.labels[z]
+            before = plane.copy()
+            plane[plane == label] = 0
+            self.history.record(step, int(z), before, plane)
+        dropped = self.history.commit(step)
         self.labels_changed()
+        return dropped
 
     def lock(self, label: int, locked: bool = True) -> None:
         """Lock an object (it is never segmented again or overwritten; its voxels act as negative prompts for the
@@ -315,6 +321,6 @@ class InteractiveSession:
 
 
 def _zero_shot(embeddings: VolumeEmbeddings) -> ZeroShot:
-    from .methods.zero_shot import ZeroShot
+    from ..methods.zero_shot import ZeroShot
 
     return ZeroShot(embeddings.backbone)
