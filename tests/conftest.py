@@ -13,6 +13,9 @@ from napari_samed.masks import mask_bbox
 from napari_samed.models import Backbone, BackboneSpec, load_backbone
 from napari_samed.models.registry import BOX_AND_POINT
 from napari_samed.phantom import make_phantom
+from napari_samed.widgets.model_code import keep_triton_out
+
+keep_triton_out()  # the tests load models and open viewers that draw with Mesa (Xvfb): triton first
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -118,10 +121,11 @@ def deeplesion():
 @pytest.fixture
 def errors(monkeypatch):
     """The error notifications the widgets show, instead of showing them."""
-    from napari_samed.widgets import compare, fewshot, segment, tasks
+    from napari_samed.widgets import compare, fewshot, tasks
+    from napari_samed.widgets.segment import persistence, widget
 
     shown = []
-    for module in (compare, fewshot, segment, tasks):
+    for module in (compare, fewshot, persistence, tasks, widget):
         monkeypatch.setattr(module, "show_error", shown.append)
     return shown
 

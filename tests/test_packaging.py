@@ -15,7 +15,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 #: Imported only where installed, inside ``try: ... except ImportError``: torch's own optional dependency, which
-#: `napari_samed.widgets.keep_triton_out` loads early so that it cannot crash napari later.
+#: `napari_samed.widgets.model_code.keep_triton_out` loads early so that it cannot crash napari later.
 OPTIONAL = {"triton"}
 
 

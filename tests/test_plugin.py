@@ -93,7 +93,7 @@ def test_each_widget_docks_from_the_plugins_menu_after_the_viewer_has_drawn(name
 
 
 def test_triton_is_kept_out_only_where_mesa_llvm_is_loaded(tmp_path, monkeypatch):
-    from napari_samed.widgets import keep_triton_out
+    from napari_samed.widgets.model_code import keep_triton_out
 
     monkeypatch.delitem(sys.modules, "triton", raising=False)
     plain = tmp_path / "plain"

@@ -34,7 +34,7 @@ def test_a_session_survives_closing_napari(qtbot, make_napari_viewer, cache_dir,
     widget.prompt_layers(image)[0].add([[Z, 100, 100]])  # a point that waits for a result
     wait_idle(qtbot, widget)
     widget.objects.tick(1, LOCK, True)
-    widget.autosave.flush()
+    widget.files.autosave.flush()
     result = widget.result_layer(image).data.copy()
     points, boxes = (layer.data for layer in widget.prompt_layers(image))
     features = [layer.features.copy() for layer in widget.prompt_layers(image)]

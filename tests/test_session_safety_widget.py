@@ -44,7 +44,7 @@ def _set_aside_and_new(widget, image, saved, errors, says: str) -> None:
     assert widget.window.value == "auto" and widget.in3d.value  # the form as it was
     widget.auto.value = False
     points.add([[Z, 50, 60]])
-    widget.autosave.flush()
+    widget.files.autosave.flush()
     assert load_session(saved, SHAPE).points.tolist() == [[Z, 50, 60]]
 
 

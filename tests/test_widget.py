@@ -246,7 +246,7 @@ def test_a_new_image_never_inherits_a_removed_images_state(make_napari_viewer):
     old_result = widget.result_layer(first)
 
     viewer.layers.remove(first)
-    assert not widget.sessions and not widget.results and not widget.points and not widget.boxes
+    assert not widget.images.states
     assert all(layer in viewer.layers for layer in (old_points, old_boxes, old_result))  # the user's work stays
     del first
     gc.collect()  # the removed layer's id is free for the next one

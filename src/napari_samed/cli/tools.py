@@ -129,7 +129,9 @@ def cmd_demo(args) -> int:
     import napari
 
     from ..widgets.demo import open_demo
+    from ..widgets.model_code import keep_triton_out
 
+    keep_triton_out()  # triton first, before napari draws with Mesa
     open_demo(napari.Viewer(title="napari-samed demo"))
     napari.run()
     return 0

@@ -10,16 +10,17 @@ from napari.settings import get_settings
 from napari.utils.action_manager import action_manager
 from napari.utils.notifications import show_info
 
-#: action name: (default key, description, the Segment widget's method)
+#: action name: (default key, description)
 ACTIONS = {
-    "napari-samed:segment": ("Shift-S", "segment the current slice (the object in 3D with the 3D box ticked)",
-                             "segment_slice"),
-    "napari-samed:propagate": ("Shift-P", "propagate the current object through the volume", "propagate"),
-    "napari-samed:new_object": ("Shift-N", "start a new object (next label value)", "new_object"),
-    "napari-samed:undo": ("Shift-U", "undo the last result", "undo"),
-    "napari-samed:toggle_polarity": ("T", "toggle new points between positive (green) and negative (red)",
-                                     "toggle_polarity"),
+    "napari-samed:segment": ("Shift-S", "segment the current slice (the object in 3D with the 3D box ticked)"),
+    "napari-samed:propagate": ("Shift-P", "propagate the current object through the volume"),
+    "napari-samed:new_object": ("Shift-N", "start a new object (next label value)"),
+    "napari-samed:undo": ("Shift-U", "undo the last result"),
+    "napari-samed:toggle_polarity": ("T", "toggle new points between positive (green) and negative (red)"),
 }
+
+#: A widget's operation, called with the widget.
+Command = Callable[[object], None]
 
 
 def keys(name: str) -> list[str]:
@@ -28,31 +29,32 @@ def keys(name: str) -> list[str]:
     return [str(k) for k in chosen] if chosen is not None else [ACTIONS[name][0]]
 
 
-def register(widget_of: Callable[[ViewerModel], object | None]) -> None:
-    """Register the actions with napari, bound to the viewer; ``widget_of(viewer)`` finds the viewer's Segment
-    widget (None when it is closed: the key then says how to open it). Binds the default keys the user has not
-    changed."""
-    def command(method: str) -> Callable[[ViewerModel], None]:
+def register(commands: dict[str, Command], widget_of: Callable[[ViewerModel], object | None]) -> None:
+    """Register the actions with napari once (when the widget's module loads), bound to the viewer: action ``name``
+    runs ``commands[name](widget_of(viewer))``; with no widget docked (None) the key says how to open it. Binds
+    the default keys the user has not changed."""
+    def action(command: Command) -> Callable[[ViewerModel], None]:
         def run(viewer: ViewerModel) -> None:
             widget = widget_of(viewer)
             if widget is None:
                 show_info("open the Segment widget first: Plugins > napari-samed > Segment")
             else:
-                getattr(widget, method)()
+                command(widget)
         return run
 
-    for name, (key, description, method) in ACTIONS.items():
-        action_manager.register_action(name, command(method), f"napari-samed: {description}", ViewerModel)
+    for name, command in commands.items():
+        key, description = ACTIONS[name]
+        action_manager.register_action(name, action(command), f"napari-samed: {description}", ViewerModel)
         if name not in get_settings().shortcuts.shortcuts:
             action_manager.bind_shortcut(name, key)
 
 
-def bind_layer(layer, call: Callable[[str], None]) -> None:
-    """Bind the actions' keys on one of the widget's own layers, so that they win over the layer type's keys
-    (napari's Shapes layer binds Shift-P); ``call(method name)`` runs it."""
-    for name, (_, _, method) in ACTIONS.items():
+def bind_layer(layer, commands: dict[str, Command], widget) -> None:
+    """Bind the actions' keys on one of ``widget``'s own layers, so that they win over the layer type's keys
+    (napari's Shapes layer binds Shift-P)."""
+    for name, command in commands.items():
         for key in keys(name):
-            layer.bind_key(key, lambda _layer, m=method: call(m), overwrite=True)
+            layer.bind_key(key, lambda _layer, c=command: c(widget), overwrite=True)
 
 
 def tooltip(name: str) -> str:

@@ -14,7 +14,8 @@ from ..io.session import SavedSession, save_session
 
 class AutoSave(QObject):
     """Saves sessions off the GUI thread, one file at a time. ``request`` marks a session changed; ``delay_ms``
-    after the last request its snapshot is taken (on the GUI thread: a copy of the labels) and written."""
+    after the last request its snapshot is taken (on the GUI thread: references, no copies) and written by the
+    writer thread."""
 
     failed = Signal(str)
 

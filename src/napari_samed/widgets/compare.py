@@ -55,9 +55,9 @@ def layer_prompts(points: Points | None, boxes: Shapes | None, shape: tuple[int,
     out: dict[str, list[Prompt]] = {}
     found = layer_boxes(boxes, shape) if boxes is not None else []
     if found:
-        out["box"] = [SlicePrompt(z, 1, box) for z, box in found]
+        out["box"] = [SlicePrompt(z, 1, box) for z, _, box in found]
     if points is not None and len(points.data):
-        out["click"] = group_prompts(points=layer_points(points))
+        out["click"] = group_prompts(points=[p[:4] for p in layer_points(points)])
     return out
 
 

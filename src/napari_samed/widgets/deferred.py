@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .model_code import keep_triton_out
+
 if TYPE_CHECKING:
     import napari
 
@@ -34,6 +36,7 @@ class Deferred(QWidget):
 
     def _import(self, module: str, name: str) -> None:
         try:
+            keep_triton_out()
             found = getattr(import_module(module), name)
         except Exception as exc:  # shown in the dock: there is no one else to tell on this thread
             found = exc

@@ -19,36 +19,33 @@ def prompt_labels(layer: Points | Shapes) -> np.ndarray | None:
     return layer.features["label"].to_numpy() if "label" in layer.features else None
 
 
-def _of(layer: Points | Shapes, label: int | None) -> np.ndarray:
+def _objects(layer: Points | Shapes) -> list[int | None]:
     labels = prompt_labels(layer)
-    if label is None or labels is None:
-        return np.ones(len(layer.data), bool)
-    return labels == label
+    return [None] * len(layer.data) if labels is None else [int(v) for v in labels]
 
 
-def layer_boxes(boxes: Shapes, shape: tuple[int, int, int], label: int | None = None) -> list[tuple[int, Box]]:
-    """Each rectangle of ``boxes`` (of object ``label``, if given) that lies on one slice, in drawing order, as
-    ``(z, (y0, x0, y1, x1))`` in voxel indices of an image of ``shape`` (z, y, x): corners rounded outwards and
-    clipped to the image."""
+def layer_boxes(boxes: Shapes, shape: tuple[int, int, int]) -> list[tuple[int, int | None, Box]]:
+    """Each rectangle of ``boxes`` that lies on one slice, in drawing order, as ``(z, object, (y0, x0, y1, x1))``
+    in voxel indices of an image of ``shape`` (z, y, x): corners rounded outwards and clipped to the image; the
+    object None when the layer has no ``label`` feature."""
     ny, nx = shape[1:]
     out = []
-    for corners in (c for c, ok in zip(boxes.data, _of(boxes, label), strict=True) if ok):
+    for corners, label in zip(boxes.data, _objects(boxes), strict=True):
         zs = np.round(corners[:, 0])
         if np.all(zs == zs[0]):
             (y0, x0), (y1, x1) = corners[:, 1:].min(axis=0), corners[:, 1:].max(axis=0)
-            out.append((int(zs[0]), (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
-                                     min(int(np.ceil(x1)), nx - 1))))
+            out.append((int(zs[0]), label, (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
+                                            min(int(np.ceil(x1)), nx - 1))))
     return out
 
 
-def layer_points(points: Points, label: int | None = None) -> list[tuple[int, float, float, int]]:
-    """The points (of object ``label``, if given) as ``(z, y, x, polarity)``: z rounded to its slice, polarity 1
-    (positive) or 0 from the ``positive`` feature (all positive without it)."""
+def layer_points(points: Points) -> list[tuple[int, float, float, int, int | None]]:
+    """The points as ``(z, y, x, polarity, object)``: z rounded to its slice, polarity 1 (positive) or 0 from the
+    ``positive`` feature (all positive without it), the object None without a ``label`` feature."""
     positive = (points.features["positive"].to_numpy() if "positive" in points.features
                 else np.ones(len(points.data), bool))
-    mine = _of(points, label)
-    return [(int(np.round(z)), float(y), float(x), int(p))
-            for (z, y, x), p, ok in zip(points.data, positive, mine, strict=True) if ok]
+    return [(int(np.round(z)), float(y), float(x), int(p), label)
+            for (z, y, x), p, label in zip(points.data, positive, _objects(points), strict=True)]
 
 
 def style_prompts(points: Points, boxes: Shapes, current: int, color: Callable[[int], np.ndarray],
