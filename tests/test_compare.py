@@ -137,11 +137,15 @@ def test_compare_widget(make_napari_viewer, qtbot, slab, fewshot_ckpt, cache_dir
     results = [viewer.layers[n] for n in names]
     assert all(layer.data.shape == reference.shape for layer in results)
 
+    def settled():  # the volume rescored and the current slice scored, each in its thread
+        return widget.worker is None and not widget.slice_scores.busy
+
     viewer.dims.set_point(0, image.data_to_world([2, 0, 0])[0])
+    qtbot.waitUntil(settled, timeout=60_000)
     for tolerance in (1.0, 2.0):
         if tolerance != widget.tolerance.value:
             widget.tolerance.value = tolerance  # rescored in a worker
-            qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+            qtbot.waitUntil(settled, timeout=60_000)
         for name, layer in zip(names, results, strict=True):
             expected = _evaluate(capsys, tmp_path, layer.data, reference, volume, tolerance)
             [row] = [r for r in widget.rows if r["method"] == name and r["scope"] == "volume"]

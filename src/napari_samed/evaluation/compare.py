@@ -24,7 +24,7 @@ from ..methods.base import get_method
 from ..methods.prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, SlicePrompt
 from ..models import DEFAULT_BACKBONE, VolumeEmbeddings, get_spec, load_backbone, resolve_window
 from ..tasks import Progress, Task, relay
-from .metrics import evaluate_masks
+from .metrics import evaluate_masks, per_slice_dsc
 
 METRICS = ("dsc", "iou", "nsd", "assd", "hd95")
 COLUMNS = ("method", "scope", *METRICS, "seconds", "error")
@@ -197,25 +197,43 @@ def check_reference(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
 
 
 def metrics_table(results: dict[str, SlotResult], reference: np.ndarray, spacing: Sequence[float],
-                  tolerance: float = 1.0, z: int | None = None) -> list[dict]:
+                  tolerance: float = 1.0) -> list[dict]:
     """One row per method: DSC, IoU, NSD (``tolerance`` in mm), ASSD and HD95 (mm) of its non-zero voxels
-    against the reference's, over the volume or on slice ``z``; the error instead where it failed."""
+    against the reference's over the volume; the error instead where it failed."""
     ref = check_reference(reference, next((r.labels.shape for r in results.values() if r.labels is not None),
                                           reference.shape))
     rows = []
     for name, result in results.items():
-        row: dict = {"method": name, "scope": "volume" if z is None else f"slice {z}",
-                     "seconds": round(result.seconds, 2), "error": result.error}
+        row = _row(name, result, "volume")
         if result.labels is not None:
-            pred = result.labels != 0
-            if z is None:
-                row.update(evaluate_masks(pred, ref, spacing, tolerance))
-            elif ref[z].any():
-                row.update(evaluate_masks(pred[z], ref[z], list(spacing)[1:], tolerance))
-            else:
-                row["error"] = f"the reference is empty on slice {z}"
+            row.update(evaluate_masks(result.labels != 0, ref, spacing, tolerance))
         rows.append(row)
     return rows
+
+
+def slice_table(results: dict[str, SlotResult], reference: np.ndarray, spacing: Sequence[float], tolerance: float,
+                z: int) -> list[dict]:
+    """`metrics_table` on slice ``z``, reading that slice only (the volumes were checked by `metrics_table`)."""
+    ref = np.asarray(reference[z]) != 0
+    rows = []
+    for name, result in results.items():
+        row = _row(name, result, f"slice {z}")
+        if result.labels is not None and ref.any():
+            row.update(evaluate_masks(np.asarray(result.labels[z]) != 0, ref, list(spacing)[1:], tolerance))
+        elif result.labels is not None:
+            row["error"] = f"the reference is empty on slice {z}"
+        rows.append(row)
+    return rows
+
+
+def dsc_curves(results: dict[str, SlotResult], reference: np.ndarray) -> dict[str, np.ndarray]:
+    """Each result's DSC on every slice (`per_slice_dsc`)."""
+    ref = np.asarray(reference) != 0
+    return {name: per_slice_dsc(r.labels != 0, ref) for name, r in results.items() if r.labels is not None}
+
+
+def _row(name: str, result: SlotResult, scope: str) -> dict:
+    return {"method": name, "scope": scope, "seconds": round(result.seconds, 2), "error": result.error}
 
 
 def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> Path:

@@ -27,19 +27,19 @@ from ..evaluation.compare import (
     MethodSlot,
     SlotResult,
     check_reference,
+    dsc_curves,
     load_slots,
     metrics_table,
     run_slots,
     with_prompts,
     write_csv,
 )
-from ..evaluation.metrics import per_slice_dsc
 from ..methods import METHODS, Progress, Prompt, SlicePrompt, group_prompts
 from ..models import BACKBONES, DEFAULT_BACKBONE
 from ..napari_io import geometry_metadata
 from .common import chosen_path, chosen_volume, layer_choices, precision_field
-from .plots import ThemedPlot
 from .prompt_layers import layer_boxes, layer_points
+from .slice_scores import DscPlot, SliceScores
 from .tasks import TaskRunner, wrapped_label
 
 if TYPE_CHECKING:
@@ -88,22 +88,6 @@ class MethodRow(Container):
         return MethodSlot(self.method.value, self.model.value, Path(path) if path else None)
 
 
-class DscPlot(ThemedPlot):
-    """Per-slice DSC of each method, with the current slice marked."""
-
-    def show_curves(self, curves: dict[str, np.ndarray], z: int) -> None:
-        self.axes.clear()
-        for name, dsc in curves.items():
-            self.axes.plot(np.arange(len(dsc)), dsc, marker=".", label=name)
-        self.axes.axvline(z, color="grey", lw=0.8)
-        self.axes.set_xlabel("slice")
-        self.axes.set_ylabel("DSC")
-        self.axes.set_ylim(-0.02, 1.02)
-        if curves:
-            self.axes.legend(fontsize=6)
-        self.style()
-
-
 class CompareWidget(QWidget):
     """Run several methods on the chosen image with the same prompts; overlays, side-by-side grid, metrics."""
 
@@ -141,6 +125,7 @@ class CompareWidget(QWidget):
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.plot = DscPlot(self.viewer)
+        self.slice_scores = SliceScores(self._show_slice_rows, self)
         self.form = Container(widgets=[
             self.image, self.reference, self.points, self.boxes, *self.slots, self.device, self.precision, self.window,
             self.tolerance,
@@ -229,15 +214,16 @@ class CompareWidget(QWidget):
 
         def run():
             results = yield from run_slots(data, spacing, prompts, load_slots(slots, device, precision), window, cache)
-            table = [] if reference is None else metrics_table(results, reference, spacing, tolerance)
-            return results, table
+            if reference is None:
+                return results, [], {}
+            return results, metrics_table(results, reference, spacing, tolerance), dsc_curves(results, reference)
 
         self._image, self._reference = image, reference
         self.tasks.start(run, 100 * len(slots), "comparing",
                          returned=lambda out: self._show(image, rows, slots, *out))
 
     def _show(self, image: Image, rows: list[MethodRow], slots: list[MethodSlot], results: dict[str, SlotResult],
-              volume_rows: list[dict]) -> None:
+              volume_rows: list[dict], curves: dict[str, np.ndarray]) -> None:
         if self.grid.value:
             self.grid.value = False
         for row, slot in zip(rows, slots, strict=True):
@@ -256,6 +242,7 @@ class CompareWidget(QWidget):
             else:
                 layer.data = result.labels
         self.volume_rows = volume_rows
+        self.plot.show_curves(curves, self.current_slice())
         self.update_slice()
         failed = sum(r.error is not None for r in results.values())
         self.tasks.status.value = f"compared {len(results)} method(s)" + (f", {failed} failed" if failed else "")
@@ -278,17 +265,17 @@ class CompareWidget(QWidget):
         self.update_slice()
 
     def update_slice(self, _event=None) -> None:
-        """Refresh the table's current-slice rows and the per-slice DSC plot's marker (cheap 2D metrics)."""
+        """Move the DSC plot's marker to the current slice, and score that slice in a thread (`SliceScores`): the
+        table's slice rows follow when they are ready."""
         if self._reference is None or not self.results:
             return
         z = self.current_slice()
-        spacing = tuple(self._image.scale)
-        slice_rows = metrics_table(self.results, self._reference, spacing, self.tolerance.value, z)
-        self.rows = self.volume_rows + slice_rows
+        self.plot.move_marker(z)
+        self.slice_scores.request(self.results, self._reference, tuple(self._image.scale), self.tolerance.value, z)
+
+    def _show_slice_rows(self, rows: list[dict]) -> None:
+        self.rows = self.volume_rows + rows
         self._fill_table()
-        ref = self._reference != 0
-        self.plot.show_curves({n: per_slice_dsc(r.labels != 0, ref) for n, r in self.results.items()
-                               if r.labels is not None}, z)
 
     def _fill_table(self) -> None:
         self.table.setRowCount(len(self.rows))
