@@ -87,7 +87,7 @@ def test_bad_input_is_reported(make_napari_viewer, errors):
     assert widget.worker is None
 
 
-def test_the_session_goes_with_its_image(make_napari_viewer, qtbot, cache_dir, errors):
+def test_the_embeddings_go_with_their_image(make_napari_viewer, qtbot, cache_dir, errors):
     volume, reference = make_phantom(3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
     viewer = make_napari_viewer()
     image = viewer.add_image(volume.data, scale=volume.spacing, name="small")
@@ -99,9 +99,9 @@ def test_the_session_goes_with_its_image(make_napari_viewer, qtbot, cache_dir, e
     widget.iterations.value = 1
     widget.train()
     _finish(qtbot, widget)
-    assert image in widget.sessions and widget.method is not None and not errors
+    assert image in widget.embeddings and widget.method is not None and not errors
     viewer.layers.remove(image)
-    assert not widget.sessions and widget.method is not None  # the trained model stays
+    assert not widget.embeddings and widget.method is not None  # the trained model stays
 
 
 def test_save_without_a_model_says_so_before_any_file_dialog(make_napari_viewer, monkeypatch, errors):
@@ -124,3 +124,19 @@ def test_plots_follow_the_theme(make_napari_viewer):
     for theme in ("dark", "light"):
         viewer.theme = theme
         assert to_hex(plot.figure.get_facecolor()) == get_theme(theme).background.as_hex()
+
+
+def test_only_the_chosen_labels_layer_is_watched(make_napari_viewer, qtbot):
+    """Painting counts the painted slices a while after the stroke; a layer no longer chosen is not listened to."""
+    viewer = make_napari_viewer()
+    widget = FewShotWidget(viewer)
+    first = viewer.add_labels(np.zeros((4, 16, 16), np.uint8), name="first")
+    second = viewer.add_labels(np.zeros((4, 16, 16), np.uint8), name="second")
+    widget.labels.value = first
+    first.data = np.pad(np.ones((1, 4, 4), np.uint8), ((2, 1), (6, 6), (6, 6)))  # a data event
+    assert widget._recount.isActive()
+    qtbot.waitUntil(lambda: widget.found.value.startswith("slices 2"), timeout=2_000)
+    widget.labels.value = second
+    assert widget.found.value == "no labelled slices"
+    first.data = np.ones((4, 16, 16), np.uint8)
+    assert not widget._recount.isActive() and widget.found.value == "no labelled slices"

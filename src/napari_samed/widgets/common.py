@@ -1,4 +1,4 @@
-"""Form pieces the widgets share: layer choices, the model fields, the 3D image check and per-layer state."""
+"""Form pieces the widgets share: layer choices, the model fields and the 3D image check."""
 
 from __future__ import annotations
 
@@ -64,11 +64,3 @@ def chosen_volume(combo: ComboBox, purpose: str) -> Image:
     if layer.rgb or layer.ndim != 3:
         raise SamedError(f"layer {layer.name!r} is {layer.ndim}D; {purpose} needs a 3D volume (z, y, x)")
     return layer
-
-
-def forget(layer, *states: dict) -> None:
-    """Drop what ``states`` (dicts keyed by layer object: napari layers hash by identity) hold for ``layer``: its
-    own entry and the entries whose value is ``layer``."""
-    for state in states:
-        for key in [k for k, v in state.items() if k is layer or v is layer]:
-            del state[key]

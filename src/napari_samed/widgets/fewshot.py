@@ -8,14 +8,16 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
-from ..interactive import InteractiveSession
 from ..methods.fewshot import ITERATIONS, FewShot
+from ..models import VolumeEmbeddings, load_backbone
+from ..models.preprocess import window_rule
 from ..napari_io import geometry_metadata
 from ..tasks import Progress
-from .common import ModelFields, chosen_volume, forget, layer_choices
+from .common import ModelFields, chosen_volume, layer_choices
 from .plots import ThemedPlot
 from .tasks import TaskRunner, wrapped_label
 
@@ -55,8 +57,11 @@ class FewShotWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.cache_dir = cache_dir
-        self.sessions: dict[Image, InteractiveSession] = {}  # per image layer, dropped when it is removed
+        self.embeddings: dict[Image, VolumeEmbeddings] = {}  # per image layer, dropped when it is removed
         self.method: FewShot | None = None
+        self._watched: Labels | None = None  # the Labels layer whose painting updates the found slices
+        self._recount = QTimer(self, singleShot=True, interval=200)  # a brush stroke's many events: one count
+        self._recount.timeout.connect(self.update_found)
 
         self.image = ComboBox(label="image", choices=layer_choices(self.viewer, Image), nullable=True)
         self.labels = ComboBox(label="labels", choices=layer_choices(self.viewer, Labels), nullable=True,
@@ -101,29 +106,46 @@ class FewShotWidget(QWidget):
         self.labels.reset_choices()
 
     def _forget(self, event) -> None:
-        forget(event.value, self.sessions)
+        self.embeddings.pop(event.value, None)
+        if event.value is self._watched:
+            self._watch_labels(None)
 
     def _watch_labels(self, layer: Labels | None) -> None:
+        """Count the painted slices of ``layer`` as the user paints (a while after the last stroke), and no longer
+        those of the layer watched before."""
+        if self._watched is not None:
+            for event in (self._watched.events.paint, self._watched.events.data):
+                event.disconnect(self._painted)
+        self._watched = layer
         if layer is not None:
-            layer.events.paint.connect(self.update_found)
-            layer.events.data.connect(self.update_found)
+            for event in (layer.events.paint, layer.events.data):
+                event.connect(self._painted)
         self.update_found()
 
-    def annotations(self) -> dict[int, np.ndarray]:
-        """The painted slices of the chosen Labels layer: {slice index: label plane}."""
+    def _painted(self, _event=None) -> None:
+        self._recount.start()
+
+    def painted_slices(self) -> np.ndarray:
+        """The indices of the chosen Labels layer's slices that hold a label."""
         layer = self.labels.value
         if layer is None:
-            return {}
+            return np.empty(0, int)
         data = np.asarray(layer.data)
-        return {int(z): data[z].copy() for z in np.flatnonzero(data.reshape(len(data), -1).any(axis=1))}
+        return np.flatnonzero(data.reshape(len(data), -1).any(axis=1))
+
+    def annotations(self) -> dict[int, np.ndarray]:
+        """The painted slices of the chosen Labels layer: {slice index: a copy of its label plane}."""
+        data = np.asarray(self.labels.value.data) if self.labels.value is not None else None
+        return {int(z): data[z].copy() for z in self.painted_slices()}
 
     def update_found(self, _event=None) -> None:
-        found = self.annotations()
-        if not found:
+        """Say which slices are painted, with which labels (read in place, no copies)."""
+        slices = self.painted_slices()
+        if not len(slices):
             self.found.value = "no labelled slices"
             return
-        values = sorted({int(v) for plane in found.values() for v in np.unique(plane) if v})
-        self.found.value = f"slices {', '.join(map(str, found))}\nlabels {', '.join(map(str, values))}"
+        values = [int(v) for v in np.unique(np.asarray(self.labels.value.data)[slices]) if v]
+        self.found.value = f"slices {', '.join(map(str, slices))}\nlabels {', '.join(map(str, values))}"
 
     @property
     def worker(self):
@@ -150,22 +172,27 @@ class FewShotWidget(QWidget):
         except SamedError as exc:
             show_error(str(exc))
             return
-        if image not in self.sessions:
-            self.sessions[image] = InteractiveSession(np.asarray(image.data), self.cache_dir)
-        session = self.sessions[image]
-        settings = {**self.fields.settings(), "window": self.window.value}
+        settings, window = self.fields.settings(), self.window.value
         iterations = self.iterations.value or None
+        held, data, cache_dir = self.embeddings.get(image), np.asarray(image.data), self.cache_dir
 
         def run():
-            embeddings = session.configure(**settings)
-            method = FewShot(embeddings.backbone)
+            backbone = load_backbone(*(settings[key] for key in ("model", "checkpoint", "device", "precision")))
+            embeddings = held  # the image's, kept while it is open, unless the model or window changed
+            if embeddings is None or embeddings.backbone is not backbone or \
+                    embeddings.window_rule != window_rule(window, data):
+                embeddings = VolumeEmbeddings(data, backbone, window, cache_dir)
+            method = FewShot(backbone)
             yield from method.fit(embeddings, annotations, iterations=iterations)
-            return method
+            return method, embeddings
 
         self.plot.reset()
-        self.tasks.start(run, len(annotations) + (iterations or ITERATIONS), "training", returned=self._trained)
+        self.tasks.start(run, len(annotations) + (iterations or ITERATIONS), "training",
+                         returned=lambda out: self._trained(image, *out))
 
-    def _trained(self, method: FewShot) -> None:
+    def _trained(self, image: Image, method: FewShot, embeddings: VolumeEmbeddings) -> None:
+        if image in self.viewer.layers:
+            self.embeddings[image] = embeddings
         self.method = method
         self.tasks.status.value = f"trained: labels {method.labels}, final loss {self.plot.losses[-1]:.4f}"
 
