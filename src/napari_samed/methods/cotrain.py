@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..models.backbone import Backbone
 from ..models.preprocess import masks_to_grid
 from ..tasks import Progress, Task
 from ..training.datasets import Structure
+from ..training.loop import BestState, Stepper, train_steps
 from . import checkpoint_checks as checks
 from .base import register
 from .trained import TrainedMethod, load_weights
@@ -176,34 +178,30 @@ class CoTrain(ZeroShot, TrainedMethod):
         self.window = splits.window
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        optimiser = torch.optim.AdamW(self.decoder.parameters(), lr=lr, weight_decay=0.01)
+        stepper = Stepper(torch.optim.AdamW(self.decoder.parameters(), lr=lr, weight_decay=0.01))
         loss_fn = DiceCELoss(sigmoid=True, squared_pred=True)
         steps = math.ceil(len(items) / batch)
         total = epochs * steps
-        best, best_state, self.history = -1.0, None, []
+        best, self.history = BestState(self.decoder), []
+
+        def batch_loss(chunk: list) -> torch.Tensor:
+            return sum(self.item_loss(s, idx, rng, loss_fn) for s, idx in chunk) / len(chunk)
+
         for epoch in range(1, epochs + 1):
             self.decoder.train()
             order = rng.permutation(len(items))
-            losses = []
-            for step in range(steps):
-                chunk = [items[i] for i in order[step * batch:(step + 1) * batch]]
-                loss = sum(self.item_loss(s, idx, rng, loss_fn) for s, idx in chunk) / len(chunk)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                losses.append(loss.item())
-                yield Progress((epoch - 1) * steps + step + 1, total, f"epoch {epoch}/{epochs}, loss {losses[-1]:.4f}",
-                               losses[-1])
+            chunks = ([items[i] for i in order[step * batch:(step + 1) * batch]] for step in range(steps))
+            losses = yield from train_steps(stepper, (partial(batch_loss, chunk) for chunk in chunks),
+                                            (epoch - 1) * steps, total,
+                                            lambda _, loss, epoch=epoch: f"epoch {epoch}/{epochs}, loss {loss:.4f}")
             dsc = float(np.mean(self.validate(splits.val)))
             self.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_dsc": dsc})
-            if dsc > best:
-                best, best_state = dsc, copy.deepcopy(self.decoder.state_dict())
-                if output is not None:
-                    self.decoder.eval()
-                    self.save(output)
+            if best.offer(dsc) and output is not None:
+                self.decoder.eval()
+                self.save(output)
             yield Progress(epoch * steps, total, f"epoch {epoch}: mean loss {np.mean(losses):.4f}, "
-                                                 f"validation DSC {dsc:.4f} (best {best:.4f})")
-        self.decoder.load_state_dict(best_state)
+                                                 f"validation DSC {dsc:.4f} (best {best.score:.4f})")
+        best.restore()
         self.decoder.eval()
         if output is not None:
             self.save(output)  # the best epoch again, now with the whole history

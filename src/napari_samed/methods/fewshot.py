@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
 from ..tasks import Progress, Task
+from ..training.loop import Stepper, train_steps
 from . import checkpoint_checks as checks
 from .base import register
 from .prompts import Prompt
@@ -162,22 +164,19 @@ class FewShot(TrainedMethod):
 
         torch.manual_seed(seed)
         self.decoder = FewShotDecoder(self.backbone, len(labels)).to(dev).train()
-        optimiser = torch.optim.Adam(self.decoder.parameters(), lr=lr, betas=(0.9, 0.99))
+        stepper = Stepper(torch.optim.Adam(self.decoder.parameters(), lr=lr, betas=(0.9, 0.99)))
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-        losses = []
         generator = torch.Generator().manual_seed(seed)
         batch = min(batch, shots)
         order = torch.cat([torch.randperm(shots, generator=generator) for _ in range(iterations * batch // shots + 1)])
-        for it in range(iterations):
+
+        def step_loss(it: int) -> torch.Tensor:
             pick = order[it * batch:(it + 1) * batch].to(dev)  # every shot equally often
             logits = self.decoder(emb[pick], self.targets)  # (batch, L, 2, 256, 256)
-            loss = loss_fn(logits.flatten(0, 1), truth[pick].flatten(0, 1)[:, None])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.item())
-            yield Progress(to_embed + it + 1, total, f"iteration {it + 1}/{iterations}, loss {losses[-1]:.4f}",
-                           losses[-1])
+            return loss_fn(logits.flatten(0, 1), truth[pick].flatten(0, 1)[:, None])
+
+        losses = yield from train_steps(stepper, (partial(step_loss, it) for it in range(iterations)), to_embed, total,
+                                        lambda done, loss: f"iteration {done}/{iterations}, loss {loss:.4f}")
         self.decoder.eval()
         return losses
 

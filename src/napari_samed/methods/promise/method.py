@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from ...models.backbone import Backbone
 from ...models.cache import VolumeEmbeddings
 from ...models.preprocess import resolve_window, shared_rule, window_rule
 from ...tasks import Progress, Task
+from ...training.loop import BestState, Stepper, train_steps, warmup_poly
 from .. import checkpoint_checks as checks
 from ..base import register
 from ..prompts import BoxPrompt3D, Prompt, check_prompts
@@ -115,50 +116,50 @@ class Promise(TrainedMethod):
         augment = augmentations(self.config.lite)
         steps = len(grids) * crops_per_case
         total = epochs * steps
+        stepper = Stepper(optimiser, clip=self.config.clip, lr=self.config.lr,
+                          schedule=lambda step: warmup_poly(step, total, self.config.warmup))
         scored = [h for h in self.history if h.get("val_dsc") is not None]
         # resumed: the weights in hand are the last epoch's, so an earlier best epoch cannot be returned to
         best = scored[-1] if scored and scored[-1]["val_dsc"] >= max(h["val_dsc"] for h in scored) else None
-        best_state = copy.deepcopy(self.model.state_dict()) if best is not None else None
+        keeper = BestState(self.model, best["val_dsc"] if best is not None else None)
+        fg_max = [0.0]  # the highest foreground probability on a crop holding the target, this epoch
+
+        def crop_loss(grid: GridVolume, rng: np.random.Generator) -> torch.Tensor:
+            crop = augment(sample_crop(grid, self.config, rng))
+            points, labels = sample_clicks(torch.as_tensor(crop["label"]), self.config, rng)
+            emb = torch.as_tensor(crop["embeddings"])[None].to(dev) if self.config.lite else None
+            logits = net(torch.as_tensor(crop["image"])[None].float().to(dev), points.to(dev), labels.to(dev), emb)
+            target = (torch.as_tensor(crop["label"])[None] > 0.5).long().to(dev)
+            if target.any():
+                fg = torch.softmax(logits.detach().float(), 1)[:, 1][target[:, 0] > 0].max()
+                fg_max[0] = max(fg_max[0], float(fg))
+            return loss_fn(logits, target)
+
         for epoch in range(self.epoch, epochs):
             rng = np.random.default_rng([seed, epoch, rank])
             augment.set_random_state(seed=int(rng.integers(2**31)))
             torch.manual_seed(int(rng.integers(2**31)))
             self.model.train()
-            fg_max, losses = 0.0, []
-            for step, case in enumerate(np.repeat(rng.permutation(len(grids)), crops_per_case)):
-                done = epoch * steps + step
-                for group in optimiser.param_groups:
-                    group["lr"] = self.config.lr * learning_rate_factor(done, total, self.config.warmup)
-                crop = augment(sample_crop(grids[case], self.config, rng))
-                points, labels = sample_clicks(torch.as_tensor(crop["label"]), self.config, rng)
-                emb = torch.as_tensor(crop["embeddings"])[None].to(dev) if self.config.lite else None
-                logits = net(torch.as_tensor(crop["image"])[None].float().to(dev), points.to(dev), labels.to(dev),
-                             emb)
-                target = (torch.as_tensor(crop["label"])[None] > 0.5).long().to(dev)
-                loss = loss_fn(logits, target)
-                optimiser.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, self.config.clip)
-                optimiser.step()
-                if target.any():
-                    fg_max = max(fg_max, float(torch.softmax(logits.detach().float(), 1)[:, 1][target[:, 0] > 0].max()))
-                losses.append(loss.item())
-                yield Progress(done + 1, total, f"epoch {epoch + 1}/{epochs}, loss {losses[-1]:.4f}", losses[-1])
+            fg_max[0] = 0.0
+            order = np.repeat(rng.permutation(len(grids)), crops_per_case)
+            losses = yield from train_steps(stepper, (partial(crop_loss, grids[case], rng) for case in order),
+                                            epoch * steps, total,
+                                            lambda _, loss, n=epoch + 1: f"epoch {n}/{epochs}, loss {loss:.4f}")
             self.losses += losses
             self.epoch = epoch + 1
-            record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "fg_max": fg_max, "val_dsc": None}
+            record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "fg_max": fg_max[0], "val_dsc": None}
             if checks:
                 record["val_dsc"] = float(np.mean([self.one_click_dsc(grid, mask, click)
                                                    for grid, mask, click in checks]))
-                if best is None or record["val_dsc"] > best["val_dsc"]:
-                    best, best_state = record, copy.deepcopy(self.model.state_dict())
+                if keeper.offer(record["val_dsc"]):
+                    best = record
             self.history.append(record)
             self._optimiser_state = {"optimiser": optimiser.state_dict()}
             if checkpoint is not None and rank == 0:
                 self.save(checkpoint)
             yield Progress(self.epoch * steps, total, describe_epoch(record, epochs))
-        if best_state is not None and best is not self.history[-1]:
-            self.model.load_state_dict(best_state)
+        if keeper.state is not None and best is not self.history[-1]:
+            keeper.restore()
             if checkpoint is not None and rank == 0:
                 self.save(checkpoint)
         self.model.eval()
@@ -259,13 +260,6 @@ class Promise(TrainedMethod):
         self.history = list(state.get("history", []))
         self._optimiser_state = state["optimiser"]
         self.model.eval()
-
-
-def learning_rate_factor(step: int, total: int, warmup: int) -> float:
-    """The learning rate at ``step`` (from 0) of ``total``, relative to the configured one: a linear warm-up over
-    ``warmup`` steps, then polynomial decay (power 0.9) to 0 at ``total``."""
-    ramp = min(1.0, (step + 1) / max(warmup, 1))
-    return ramp * (1 - step / max(total, 1)) ** 0.9
 
 
 def describe_epoch(record: dict, epochs: int) -> str:
