@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from napari_samed import read_volume
 from napari_samed.masks import mask_bbox
-from napari_samed.methods.zero_shot import click_to_mask
+from napari_samed.methods.clicks import click_to_mask
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.phantom import LESION, make_phantom
 

@@ -29,7 +29,7 @@ import torch
 from napari_samed import read_volume
 from napari_samed.masks import mask_bbox
 from napari_samed.methods import ZeroShot, group_prompts, run_task
-from napari_samed.methods.zero_shot import click_to_mask
+from napari_samed.methods.clicks import click_to_mask
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.models.preprocess import to_model_input
 from napari_samed.phantom import make_phantom

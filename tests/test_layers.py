@@ -1,4 +1,5 @@
-"""The package's import contract (DESIGN.md): data flows one way through layers, and only the GUI imports napari/Qt."""
+"""The package's import contract (docs/architecture.md): data flows one way through layers, and only the GUI imports
+napari/Qt."""
 
 import ast
 import subprocess
@@ -95,3 +96,12 @@ def test_opening_the_segment_widget_imports_no_model_code():
             "print(sorted(m for m in ('torch', 'monai', 'segment_anything', 'timm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_modules_stay_short():
+    """No module over 400 lines, and the Segment widget's class under 250: a newcomer reads one concern at a time."""
+    long = [f"{'/'.join(parts)}: {n}" for path, parts in modules() if (n := len(path.read_text().splitlines())) > 400]
+    assert not long, long
+    tree = ast.parse((PACKAGE / "widgets" / "segment" / "widget.py").read_text())
+    [widget] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "SegmentWidget"]
+    assert widget.end_lineno - widget.lineno + 1 < 250

@@ -7,7 +7,7 @@ from napari_samed.errors import SamedError
 from napari_samed.interactive import InteractiveSession
 from napari_samed.masks import deepest_point, dice, grow_box, mask_bbox
 from napari_samed.methods import SlicePrompt, run_task
-from napari_samed.methods.zero_shot import lock_negatives
+from napari_samed.methods.clicks import lock_negatives
 from napari_samed.phantom import LESION
 
 Z = 32

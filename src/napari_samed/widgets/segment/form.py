@@ -79,6 +79,13 @@ class SegmentForm(QWidget):
             field.changed.connect(self._title_model)
         self.setToolTip(HELP)
 
+    def refresh_images(self, _event=None) -> None:
+        """Update the image choices; with none chosen and one 3D image open, choose it."""
+        self.image.reset_choices()
+        volumes = [layer for layer in self.image.choices if layer is not None and layer.ndim == 3 and not layer.rgb]
+        if self.image.value is None and len(volumes) == 1:
+            self.image.value = volumes[0]
+
     def _title_model(self, _value=None) -> None:
         """The folded model section says what it holds."""
         trained = chosen_path(self.trained)

@@ -52,10 +52,10 @@ class SegmentWidget(SegmentForm):
                                 (self.delete_button, self.delete_object), (self.embed_button, self.embed)):
             button.clicked.connect(command)
         self.image.changed.connect(self._on_image)
-        self.viewer.layers.events.inserted.connect(self._refresh_images)
-        self.viewer.layers.events.removed.connect(self._refresh_images)
+        self.viewer.layers.events.inserted.connect(self.refresh_images)
+        self.viewer.layers.events.removed.connect(self.refresh_images)
         self.viewer.layers.events.removed.connect(self._forget)
-        self._refresh_images()
+        self.refresh_images()
 
     @property
     def sessions(self) -> dict[Image, InteractiveSession]:
@@ -71,13 +71,6 @@ class SegmentWidget(SegmentForm):
         return self.images.result_layer(image)
 
     # -- layers --------------------------------------------------------------------------------------------
-    def _refresh_images(self, _event=None) -> None:
-        """Update the image choices; with none chosen and one 3D image open, choose it."""
-        self.image.reset_choices()
-        volumes = [layer for layer in self.image.choices if layer is not None and layer.ndim == 3 and not layer.rgb]
-        if self.image.value is None and len(volumes) == 1:
-            self.image.value = volumes[0]
-
     def _forget(self, event) -> None:
         """A layer was removed: write a pending save, then drop what the widget held of it."""
         self.files.autosave.flush()
