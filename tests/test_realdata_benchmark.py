@@ -52,4 +52,4 @@ def test_prompts_from_a_reference():
 def test_one_structure_with_ground_truth_boxes(lite, cache_dir):
     entry = next(e for e in realdata.MANIFEST if "000002" in e.name)
     row = realdata.run_structure(entry, ["box"], lite, cache_dir, SHARED_DATA)
-    assert row["slices"] == 7 and row["box"] >= 0.9  # the reference pipeline measured 0.944 (METHODS.md)
+    assert row["slices"] == 7 and row["box"] >= 0.9  # LiteMedSAM's own pipeline: 0.944 (docs/benchmarks.md)

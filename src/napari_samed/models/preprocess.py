@@ -1,4 +1,5 @@
-"""Intensity windows and the per-slice resize/pad/normalise of the SAM family (see METHODS.md)."""
+"""Intensity windows and the per-slice resize/pad/normalise of the SAM family, as each model's own inference code does
+it (the measurements behind each choice: docs/benchmarks.md)."""
 
 from __future__ import annotations
 
