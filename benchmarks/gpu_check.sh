@@ -15,5 +15,5 @@ echo "== encoder benchmark: fp32 against the default precision (fp16) on CUDA"
 timeout 240 "$PY" benchmarks/embedding.py --device cuda --repeats 20 || fail=1
 echo "== model tests on CUDA"
 timeout 300 "$PY" -m pytest -q -p no:cacheprovider -rs --device cuda \
-    tests/test_encoder.py tests/test_zero_shot.py tests/test_deeplesion.py || fail=1
+    tests/integration/test_encoder.py tests/integration/test_zero_shot.py tests/integration/test_deeplesion.py || fail=1
 exit $fail

@@ -56,6 +56,14 @@ def tiny_backbone():
     return CountingBackbone()
 
 
+def pytest_collection_modifyitems(items):
+    """Each test is marked with its kind, the folder it lives in: unit, gui or integration (``-m gui``)."""
+    for item in items:
+        kind = Path(item.path).parent.name
+        if kind in ("unit", "gui", "integration"):
+            item.add_marker(kind)
+
+
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="device of the real-model tests: cpu (default) or cuda "
                                                       "(benchmarks/gpu_check.sh)")

@@ -4,6 +4,7 @@ an arithmetic precision chosen per device. The measurements behind the defaults 
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 from torch import nn
@@ -14,6 +15,9 @@ from .registry import PRECISIONS
 
 #: ``auto``: fp16 on CUDA, bf16 on a CPU that computes it natively, else fp32.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: An environment variable that sets what ``auto`` means (fp32, bf16 or fp16): ``NAPARI_SAMED_PRECISION=fp32``
+#: runs the path a CPU without native bf16 takes, on any machine (the test suite as such a CPU meets it).
+PRECISION_ENV = "NAPARI_SAMED_PRECISION"
 
 
 def cpu_has_bf16() -> bool:
@@ -32,9 +36,14 @@ def native(precision: str, device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` as the device's fastest safe choice; ``fp32``, ``bf16`` as given; ``fp16`` on CUDA only."""
+    """``auto`` as the device's fastest safe choice (or as `PRECISION_ENV` says); ``fp32``, ``bf16`` as given;
+    ``fp16`` on CUDA only."""
     if precision not in PRECISIONS:
         raise SamedError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if precision == "auto" and os.environ.get(PRECISION_ENV):
+        precision = os.environ[PRECISION_ENV]
+        if precision not in DTYPES:
+            raise SamedError(f"{PRECISION_ENV}={precision!r} is not a precision; use {', '.join(DTYPES)}")
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "bf16" if cpu_has_bf16() else "fp32"
     if precision == "fp16" and device.type != "cuda":

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_samed"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "napari_samed"
 
 #: Bottom to top: a module may import its own layer and those below, never one above.
 LAYERS = [

@@ -8,13 +8,14 @@ from conftest import CountingBackbone
 from napari_samed import SamedError
 from napari_samed.methods.trained import backbone_identity, open_backbone
 from napari_samed.models import VolumeEmbeddings, load_backbone
-from napari_samed.models.encoder import cpu_has_bf16, fuse_conv_bn, resolve_precision
+from napari_samed.models.encoder import PRECISION_ENV, cpu_has_bf16, fuse_conv_bn, resolve_precision
 from napari_samed.models.preprocess import to_model_input
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_precision_per_device():
+def test_precision_per_device(monkeypatch):
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
     assert resolve_precision("auto", CPU) == ("bf16" if cpu_has_bf16() else "fp32")
     assert resolve_precision("auto", CUDA) == "fp16"
     assert resolve_precision("fp32", CUDA) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
@@ -22,6 +23,16 @@ def test_precision_per_device():
         resolve_precision("fp16", CPU)
     with pytest.raises(SamedError, match="unknown precision 'int8'"):
         resolve_precision("int8", CPU)
+
+
+def test_the_environment_sets_what_auto_means(monkeypatch):
+    """NAPARI_SAMED_PRECISION=fp32 gives any machine the path of a CPU without native bf16; a choice stays."""
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    assert resolve_precision("auto", CPU) == "fp32" and resolve_precision("auto", CUDA) == "fp32"
+    assert resolve_precision("bf16", CPU) == "bf16"
+    monkeypatch.setenv(PRECISION_ENV, "int8")
+    with pytest.raises(SamedError, match="NAPARI_SAMED_PRECISION='int8' is not a precision"):
+        resolve_precision("auto", CPU)
 
 
 def _slice():
