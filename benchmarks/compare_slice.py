@@ -19,15 +19,14 @@ import statistics
 import time
 
 import numpy as np
+from undo_memory import ellipsoid as slice_ellipsoid
 
 
 def ellipsoid(shape, centre, radii) -> np.ndarray:
+    """A label volume holding an ellipsoid (1)."""
     volume = np.zeros(shape, np.uint8)
-    y, x = np.ogrid[:shape[1], :shape[2]]
-    for z in range(shape[0]):
-        rest = 1 - ((z - centre[0]) / radii[0]) ** 2
-        if rest > 0:
-            volume[z] = ((y - centre[1]) / radii[1]) ** 2 + ((x - centre[2]) / radii[2]) ** 2 <= rest
+    for z, mask in slice_ellipsoid(shape, centre, radii).items():
+        volume[z] = mask
     return volume
 
 

@@ -6,6 +6,16 @@ import pytest
 from napari_samed.interactive import History, InteractiveSession
 
 
+def paint(history, labels, z, region, value, amend=False):
+    """Write ``value`` into ``region`` of slice ``z`` as one history step (or amending the last); the step."""
+    step = history.begin(amend)
+    before = labels[z].copy()
+    labels[z][region] = value
+    history.record(step, z, before, labels[z])
+    history.commit(step)
+    return step
+
+
 def square(shape, y, x, side):
     mask = np.zeros(shape, bool)
     mask[y:y + side, x:x + side] = True
@@ -17,12 +27,8 @@ def test_a_step_keeps_the_changed_box_and_undo_restores_it():
     labels[1, 0:4, 0:4] = 7
     original = labels.copy()
     history = History()
-    step = history.begin()
-    before = labels[1].copy()
-    labels[1, 10:20, 30:35] = 2
-    history.record(step, 1, before, labels[1])
+    step = paint(history, labels, 1, np.s_[10:20, 30:35], 2)
     history.record(step, 2, labels[2].copy(), labels[2])  # unchanged: nothing kept
-    history.commit(step)
     assert list(step.patches) == [1] and step.patches[1].box == (10, 20, 30, 35)
     assert history.nbytes == 10 * 5 * 2
     assert history.undo(labels) and np.array_equal(labels, original)
@@ -34,16 +40,8 @@ def test_amending_a_step_grows_its_box_and_keeps_the_first_state():
     labels[0, 0:2, 0:2] = 3
     original = labels.copy()
     history = History()
-    step = history.begin()
-    before = labels[0].copy()
-    labels[0, 5:8, 5:8] = 1
-    history.record(step, 0, before, labels[0])
-    history.commit(step)
-    step = history.begin(amend=True)
-    before = labels[0].copy()
-    labels[0, 0:10, 6:12] = 1  # overlaps the first change
-    history.record(step, 0, before, labels[0])
-    history.commit(step)
+    paint(history, labels, 0, np.s_[5:8, 5:8], 1)
+    step = paint(history, labels, 0, np.s_[0:10, 6:12], 1, amend=True)  # overlaps the first change
     assert len(history) == 1 and step.patches[0].box == (0, 10, 5, 12)
     assert history.undo(labels) and np.array_equal(labels, original)
 
@@ -52,11 +50,8 @@ def test_the_oldest_steps_are_dropped_beyond_the_limit_never_the_newest():
     labels = np.zeros((1, 100, 100), np.uint16)
     history = History(limit=2 * 100 * 2)  # two 10×10 uint16 patches
     for i in range(4):
-        step = history.begin()
-        before = labels[0].copy()
-        labels[0, 10 * i:10 * i + 10, :10] = i + 1
-        history.record(step, 0, before, labels[0])
-        assert history.commit(step) == (1 if i >= 2 else 0)
+        paint(history, labels, 0, np.s_[10 * i:10 * i + 10, :10], i + 1)
+        assert history.dropped == max(0, i - 1)
     assert len(history) == 2 and history.dropped == 2 and history.nbytes == 400
     big = History(limit=10)
     step = big.begin()
