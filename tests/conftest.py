@@ -16,6 +16,8 @@ from napari_samed.phantom import make_phantom
 from napari_samed.widgets.model_code import keep_triton_out
 
 keep_triton_out()  # the tests load models and open viewers that draw with Mesa (Xvfb): triton first
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: the cores shared out (oversubscribed: 1.5x slower)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -114,8 +116,12 @@ def refused(capsys, *args, message: str):
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
-    """One embedding cache for the whole session, so real-model tests embed each slice once."""
-    return tmp_path_factory.mktemp("embeddings")
+    """One embedding cache for the whole run, so real-model tests embed each slice once (shared by the processes of
+    ``pytest -n``: its files are written atomically)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "embeddings"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
