@@ -31,12 +31,18 @@ def layer_boxes(boxes: Shapes, shape: tuple[int, int, int]) -> list[tuple[int, i
     ny, nx = shape[1:]
     out = []
     for corners, label in zip(boxes.data, _objects(boxes), strict=True):
-        zs = np.round(corners[:, 0])
-        if np.all(zs == zs[0]):
+        z = box_slice(corners)
+        if z is not None:
             (y0, x0), (y1, x1) = corners[:, 1:].min(axis=0), corners[:, 1:].max(axis=0)
-            out.append((int(zs[0]), label, (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
-                                            min(int(np.ceil(x1)), nx - 1))))
+            out.append((z, label, (max(int(y0), 0), max(int(x0), 0), min(int(np.ceil(y1)), ny - 1),
+                                   min(int(np.ceil(x1)), nx - 1))))
     return out
+
+
+def box_slice(corners: np.ndarray) -> int | None:
+    """The slice a rectangle's corners ``(z, y, x)`` lie on, None when they span several."""
+    zs = np.round(corners[:, 0])
+    return int(zs[0]) if np.all(zs == zs[0]) else None
 
 
 def layer_points(points: Points) -> list[tuple[int, float, float, int, int | None]]:

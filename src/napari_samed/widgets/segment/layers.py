@@ -13,7 +13,7 @@ from qtpy.QtCore import QTimer
 from ...interactive import InteractiveSession
 from ...interactive.controller import Prompts
 from ...napari_io import geometry_metadata
-from ..prompt_layers import layer_boxes, layer_points, prompt_labels, restore_prompts
+from ..prompt_layers import box_slice, layer_boxes, layer_points, prompt_labels, restore_prompts
 from .state import ImageState
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def read_prompts(points: Points, boxes: Shapes, shape: tuple[int, int, int]) -> 
 
 def give_box_objects(boxes: Shapes, z: int, labels: list[int]) -> None:
     """Give the boxes on slice ``z`` (in drawing order) the objects ``labels``."""
-    on_slice = [i for i, corners in enumerate(boxes.data) if np.all(np.round(corners[:, 0]) == z)]
+    on_slice = [i for i, corners in enumerate(boxes.data) if box_slice(corners) == z]
     if prompt_labels(boxes) is not None and prompt_labels(boxes)[on_slice].tolist() != labels:
         boxes.features.loc[on_slice, "label"] = labels
 
