@@ -89,6 +89,10 @@ class Propagated:
 #: Dice at which a re-propagated slice agrees with the object as it was: propagation from there on would find
 #: what it found before, so it stops (`propagate`'s ``existing``).
 AGREE = 0.9
+#: The same for a negative click's correction (`propagate`'s ``combine="remove"``), whose mask only removes from the
+#: old one: a slice agrees when the click removes under 4% of it there. At `AGREE` a correction stopped on a slice
+#: where it still removed a sixth of the mask (a leak), and the leak stayed on every slice beyond.
+AGREE_REMOVE = 0.98
 
 
 @dataclass(frozen=True)
@@ -202,15 +206,17 @@ def propagate(backbone: Backbone, embeddings: VolumeEmbeddings, z: int, mask: np
     ``limit`` clips every prompt box (a box known to hold the object). ``avoid``: a (z, y, x) mask of voxels the
     object must not take (locked objects), cut from every slice's mask before it prompts the next.
     ``existing``: the object's masks as they were (a correction re-propagates): a direction stops before the
-    first slice where what it would keep agrees with the old mask there (`AGREE`). ``combine`` says what it
-    keeps: the new mask (None), the new mask added to the old one ("add": a positive click removes nothing), or
-    the part of the old mask the new one covers ("remove": a negative click adds nothing; it stops where the
-    object had no mask, and propagates what it keeps). ``unlike``: what the object looks like against what it
-    must not take (`ObjectLook.against` negative clicks): pixels that look like the latter are not kept.
+    first slice where what it would keep agrees with the old mask there (`AGREE`; `AGREE_REMOVE` for "remove").
+    ``combine`` says what it keeps: the new mask (None), the new mask added to the old one ("add": a positive
+    click removes nothing), or the part of the old mask the new one covers ("remove": a negative click adds
+    nothing; it stops where the object had no mask, and propagates what it keeps). ``unlike``: what the object
+    looks like against what it must not take (`ObjectLook.against` negative clicks): pixels that look like the
+    latter are not kept.
     Yields each kept slice; returns where and why each direction stopped: ``{+1: Stop, -1: Stop}``.
     """
     shape = embeddings.slice_shape
     margin = box_margin(shape)
+    agree = AGREE_REMOVE if combine == "remove" else AGREE
     start = appearance(embeddings.get(z), mask)
     object_look = ObjectLook.of(embeddings.get(z), mask)
     stops = {}
@@ -237,7 +243,7 @@ def propagate(backbone: Backbone, embeddings: VolumeEmbeddings, z: int, mask: np
             ended, reason = True, "empty mask"
             if not kept.any():
                 break
-            if old.any() and dice(kept, old) >= AGREE:
+            if old.any() and dice(kept, old) >= agree:
                 ended, reason = False, "agrees with the object as it was"
                 break
             if not new.any():
