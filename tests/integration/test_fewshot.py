@@ -4,7 +4,7 @@ import torch
 
 from napari_samed import SamedError
 from napari_samed.cli import main
-from napari_samed.masks import dice
+from napari_samed.masks import dice, mask_bbox
 from napari_samed.methods import FewShot, run_task
 from napari_samed.methods.fewshot import ITERATIONS, FewShotDecoder, target_embeddings
 from napari_samed.models import VolumeEmbeddings
@@ -33,7 +33,24 @@ def test_five_labelled_slices_segment_the_rest_of_the_organ(trained, tmp_path):
     assert dice(pred[others] > 0, organ[others] > 0) >= 0.90
     again = FewShot.open(method.save(tmp_path / "organ.ckpt"), backbone=emb.backbone)
     np.testing.assert_array_equal(run_task(again.segment(emb)), pred)
-    assert again.window == "ct" and again.labels == [1]
+    assert again.window == "ct" and again.labels == [1] and again.boxes == method.boxes
+
+
+def test_regions_are_redrawn_from_boxes_when_that_matches_the_labelled_slices_better(trained, monkeypatch):
+    method, emb, organ, _, _ = trained
+    shots = {z: organ[z] for z in SHOTS}
+    monkeypatch.setattr(method, "redraw", lambda embedding, plane: np.zeros_like(plane))
+    assert not method.prefers_boxes(emb, shots)
+    exact = iter(organ[z] for z in SHOTS)  # the labelled slices, in order: a perfect redraw
+    monkeypatch.setattr(method, "redraw", lambda embedding, plane: next(exact).astype(plane.dtype))
+    assert method.prefers_boxes(emb, shots)
+    monkeypatch.undo()
+    z = SHOTS[0] + 3
+    plane = method.predict_slice(emb.get(z), emb.slice_shape)
+    redrawn = method.redraw(emb.get(z), plane)  # the pretrained decoder's mask from the region's box
+    y0, x0, y1, x1 = mask_bbox(plane > 0)
+    assert redrawn.any() and not redrawn[:, : max(x0 - 20, 0)].any() and not redrawn[: max(y0 - 20, 0)].any()
+    assert dice(redrawn > 0, plane > 0) > 0.8
 
 
 def test_target_embedding_is_the_masked_mean():

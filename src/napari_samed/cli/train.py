@@ -108,7 +108,8 @@ def run_fewshot(args) -> int:
     with bar:
         losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations), update)
     method.save(args.output)
-    print(f"napari-samed: {len(losses)} iterations, final loss {losses[-1]:.4f}", file=sys.stderr)
+    print(f"napari-samed: {len(losses)} iterations, final loss {losses[-1]:.4f}; {method.drawing} (they match "
+          "the labelled slices better)", file=sys.stderr)
     print(args.output)
     return 0
 

@@ -194,7 +194,8 @@ class FewShotWidget(QWidget):
         if image in self.viewer.layers:
             self.embeddings[image] = embeddings
         self.method = method
-        self.tasks.status.value = f"trained: labels {method.labels}, final loss {self.plot.losses[-1]:.4f}"
+        self.tasks.status.value = (f"trained: labels {method.labels}, final loss {self.plot.losses[-1]:.4f}; "
+                                   f"{method.drawing}")
 
     def _on_step(self, step: Progress) -> None:
         if step.loss is not None:
