@@ -190,7 +190,7 @@ class FewShot(TrainedMethod):
         regions themselves (mean Dice over the labels). On the real-data benchmark the boxes won on every CT
         lesion, where the pretrained decoder's boundaries are better than the few-shot decoder's, and lost on
         organs next to look-alikes (MR pancreas, kidneys); choosing by the labelled slices raised the mean DSC on
-        the unlabelled slices from 0.711 to 0.736 (docs/benchmarks.md)."""
+        the unlabelled slices from 0.711 to 0.735 (docs/benchmarks.md)."""
         slices = sorted(annotations)
         planes = np.stack([annotations[z] for z in slices])
         plain = np.stack([self.predict_slice(embeddings.get(z), embeddings.slice_shape) for z in slices])
