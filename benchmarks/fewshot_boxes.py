@@ -40,7 +40,7 @@ def run_structure(entry: rd.Entry, backbone, root: Path, cache: Path) -> dict | 
     method = FewShot(backbone)
     run_task(method.fit(emb, {z: ref[z].astype(np.uint8) for z in shots}, seed=0))
     regions = np.stack([method.predict_slice(emb.get(z), emb.slice_shape) for z in range(len(ref))])
-    boxes = np.stack([method.redraw(emb.get(z), plane) for z, plane in enumerate(regions)])
+    boxes = np.stack([method.redraw(emb, z, plane) for z, plane in enumerate(regions)])
     chosen = boxes if method.boxes else regions
     others = [z for z in range(len(ref)) if z not in shots]
     row = {"structure": entry.name, "slices": len(zs), "uses boxes": method.boxes,

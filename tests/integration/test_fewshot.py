@@ -39,15 +39,14 @@ def test_five_labelled_slices_segment_the_rest_of_the_organ(trained, tmp_path):
 def test_regions_are_redrawn_from_boxes_when_that_matches_the_labelled_slices_better(trained, monkeypatch):
     method, emb, organ, _, _ = trained
     shots = {z: organ[z] for z in SHOTS}
-    monkeypatch.setattr(method, "redraw", lambda embedding, plane: np.zeros_like(plane))
+    monkeypatch.setattr(method, "redraw", lambda embeddings, z, plane: np.zeros_like(plane))
     assert not method.prefers_boxes(emb, shots)
-    exact = iter(organ[z] for z in SHOTS)  # the labelled slices, in order: a perfect redraw
-    monkeypatch.setattr(method, "redraw", lambda embedding, plane: next(exact).astype(plane.dtype))
+    monkeypatch.setattr(method, "redraw", lambda embeddings, z, plane: organ[z].astype(plane.dtype))  # a perfect redraw
     assert method.prefers_boxes(emb, shots)
     monkeypatch.undo()
     z = SHOTS[0] + 3
     plane = method.predict_slice(emb.get(z), emb.slice_shape)
-    redrawn = method.redraw(emb.get(z), plane)  # the pretrained decoder's mask from the region's box
+    redrawn = method.redraw(emb, z, plane)  # the pretrained decoder's mask from the region's box
     y0, x0, y1, x1 = mask_bbox(plane > 0)
     assert redrawn.any() and not redrawn[:, : max(x0 - 20, 0)].any() and not redrawn[: max(y0 - 20, 0)].any()
     assert dice(redrawn > 0, plane > 0) > 0.8

@@ -194,7 +194,7 @@ class FewShot(TrainedMethod):
         slices = sorted(annotations)
         planes = np.stack([annotations[z] for z in slices])
         plain = np.stack([self.predict_slice(embeddings.get(z), embeddings.slice_shape) for z in slices])
-        boxed = np.stack([self.redraw(embeddings.get(z), plane) for z, plane in zip(slices, plain, strict=True)])
+        boxed = np.stack([self.redraw(embeddings, z, plane) for z, plane in zip(slices, plain, strict=True)])
 
         def score(pred):
             return np.mean([dice(pred == v, planes == v) for v in self.labels])
@@ -206,17 +206,16 @@ class FewShot(TrainedMethod):
         """How `segment` draws each region, for a status line."""
         return "regions redrawn from their boxes" if self.boxes else "regions as the decoder draws them"
 
-    @torch.inference_mode()
-    def redraw(self, embedding: torch.Tensor, plane: np.ndarray) -> np.ndarray:
-        """``plane`` with each label's region redrawn by the backbone's pretrained decoder, prompted with a box
-        around each of its parts (`part_boxes`, grown as a user's box); labels in order, later ones on top."""
+    def redraw(self, embeddings: VolumeEmbeddings, z: int, plane: np.ndarray) -> np.ndarray:
+        """``plane``, slice ``z``'s labels, with each label's region redrawn by the backbone's pretrained decoder
+        from a box around each of its parts (`part_boxes`, grown as a user's box: `ZeroShot.segment_boxes`);
+        labels in order, later ones on top."""
         zero = ZeroShot(self.backbone)
         out = np.zeros_like(plane)
         for value in self.labels:
             boxes = part_boxes(plane == value)
             if boxes:
-                masks = zero.box_masks(embedding, plane.shape, [zero.padded(b, plane.shape) for b in boxes])
-                out[masks.any(axis=0)] = value
+                out[zero.segment_boxes(embeddings, z, boxes).any(axis=0)] = value
         return out
 
     @staticmethod
@@ -271,10 +270,9 @@ class FewShot(TrainedMethod):
             raise SamedError("the few-shot decoder is not trained: train it or load a checkpoint")
         out = np.zeros(embeddings.data.shape, label_dtype(max(self.labels)))
         for z in range(embeddings.num_slices):
-            embedding = embeddings.get(z)
-            out[z] = self.predict_slice(embedding, embeddings.slice_shape)
+            out[z] = self.predict_slice(embeddings.get(z), embeddings.slice_shape)
             if self.boxes:
-                out[z] = self.redraw(embedding, out[z])
+                out[z] = self.redraw(embeddings, z, out[z])
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
         return out
 
