@@ -15,14 +15,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Progress:
-    """One step of a long task: ``done`` of ``total`` units, a short description, for training steps the loss,
-    and optionally ``partial``, an early part of the result that a GUI may show while the task goes on."""
+    """One step of a long task: ``done`` of ``total`` units, a short description, for training steps the loss
+    (and, on steps that check one, the score the run stops on), and optionally ``partial``, an early part of the
+    result that a GUI may show while the task goes on."""
 
     done: int
     total: int
     message: str = ""
     loss: float | None = None
     partial: object = None
+    score: float | None = None
 
 
 #: A long computation: a generator that yields `Progress` and returns its result.

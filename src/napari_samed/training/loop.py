@@ -1,6 +1,6 @@
-"""The one training loop of the trained methods: optimiser steps (warm-up, clipping) with their progress, and the
-best state kept across epochs. Each method supplies the loss of a step; what an epoch ends with (validation,
-checkpoints) stays the method's."""
+"""The one training loop of the trained methods: optimiser steps (warm-up, clipping) with their progress, the best
+state kept across epochs, and the rule that stops a run by itself. Each method supplies the loss of a step; what
+an epoch ends with (validation, checkpoints) stays the method's."""
 
 from __future__ import annotations
 
@@ -54,6 +54,43 @@ def train_steps(stepper: Stepper, losses: Iterable[Callable[[], torch.Tensor]], 
         values.append(stepper.step(loss_of(), index))
         yield Progress(index + 1, total, describe(len(values), values[-1]), values[-1])
     return values
+
+
+@dataclass(frozen=True)
+class TrainingStop:
+    """When a run of steps stops by itself. Every ``every`` steps the run checks a score (higher is better, at
+    most 1); it stops once the score reaches ``target``, once ``patience`` checks in a row have not raised the best
+    score by ``gain``, after ``budget`` seconds (None: no limit) or after ``max_steps``."""
+
+    max_steps: int
+    budget: float | None = None
+    every: int = 10
+    target: float = 1.0
+    patience: int = 5
+    gain: float = 0.005
+    name: str = "the score"
+
+    @classmethod
+    def exactly(cls, steps: int, every: int = 10, name: str = "the score") -> TrainingStop:
+        """Exactly ``steps`` steps, scores still checked (for the curve)."""
+        return cls(steps, None, every, float("inf"), steps + 1, name=name)
+
+    def due(self, steps: int) -> bool:
+        """Whether the score is checked after ``steps`` steps (every ``every``, and at the last)."""
+        return steps % self.every == 0 or steps == self.max_steps
+
+    def reason(self, steps: int, seconds: float, scores: list[float]) -> str | None:
+        """Why the run stops after ``steps`` steps, ``seconds`` and these checked ``scores``; None: it goes on."""
+        if scores and scores[-1] >= self.target:
+            return f"stopped at step {steps}: {self.name} reached {scores[-1]:.3f} (target {self.target:.2f})"
+        if len(scores) > self.patience and max(scores[-self.patience:]) < max(scores[:-self.patience]) + self.gain:
+            return (f"stopped at step {steps}: {self.name} rose less than {self.gain} in the last "
+                    f"{self.patience * self.every} steps (best {max(scores):.3f})")
+        if self.budget is not None and seconds >= self.budget:
+            return f"stopped at step {steps}: the {self.budget:g} s budget is spent"
+        if steps >= self.max_steps:
+            return f"{steps} steps done"
+        return None
 
 
 class BestState:
