@@ -26,12 +26,14 @@ Metrics, per structure:
 - ``click3d``: the volume DSC of one click (on the largest slice) propagated through the volume
   (`ObjectPrompt3D`, the default stop), ``click3d_over`` as ``box3d_over``, and ``click3d_band``: the part of the
   reference's slices where the result's area is within `AREA_BAND` of the reference's (0.67-1.5 times).
-- ``fewshot``: `FewShot.fit` (default iterations, seed 0) on the reference of 5 slices spread over the
+- ``fewshot``: `FewShot.fit` (default settings, seed 0) on the reference of 5 slices spread over the
   structure, ``zs[round(i)] for i in linspace(1, len(zs) - 2, 5)`` deduplicated (skipped when the structure
   spans < 5 slices); ``fewshot`` = DSC over all the other slices of the crop, ``fewshot_shots`` = DSC over the
   labelled slices, ``fewshot_train_s`` = wall time of ``fit``. In the JSON only: ``fewshot_in_extent``, the DSC
-  over the unlabelled slices that hold the structure, and ``fewshot_outside_voxels``, the voxels predicted on
-  the slices that do not.
+  over the unlabelled slices that hold the structure, ``fewshot_outside_voxels``, the voxels predicted on
+  the slices that do not, ``fewshot_steps`` and ``fewshot_stopped`` (the steps trained and why it stopped),
+  ``fewshot_boxes`` (whether it redraws from boxes) and ``fewshot_segment_s``, `FewShot.segment`'s seconds per
+  slice.
 
 ``--brain-window`` (side experiment): MR entries use the 0.5-99.5 percentiles of the voxels inside the brain
 mask file as their window instead of ``auto``.
@@ -228,9 +230,12 @@ def run_structure(entry: Entry, methods, backbone, cache, root: Path, margin: in
         else:
             shots = spread(zs)
             method, start = FewShot(backbone), time.perf_counter()
-            run_task(method.fit(emb, {z: ref[z].astype(np.uint8) for z in shots}, seed=0))
+            losses = run_task(method.fit(emb, {z: ref[z].astype(np.uint8) for z in shots}, seed=0))
             row["fewshot_train_s"] = time.perf_counter() - start
+            start = time.perf_counter()
             pred = run_task(method.segment(emb)) > 0
+            row.update(fewshot_segment_s=(time.perf_counter() - start) / len(ref), fewshot_steps=len(losses),
+                       fewshot_stopped=method.stopped, fewshot_boxes=method.boxes)
             others = [z for z in range(len(ref)) if z not in shots]
             inside = [z for z in others if ref[z].any()]
             row.update(fewshot=dice(pred[others], ref[others]), fewshot_shots=dice(pred[shots], ref[shots]),
