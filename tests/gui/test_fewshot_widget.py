@@ -6,7 +6,6 @@ from conftest import SAMPLE
 from napari.utils.theme import get_theme
 
 from napari_samed.masks import dice
-from napari_samed.methods.fewshot import ITERATIONS
 from napari_samed.phantom import make_phantom
 from napari_samed.widgets.fewshot import FewShotWidget
 
@@ -18,7 +17,7 @@ def _finish(qtbot, widget, timeout=300_000):
 
 
 @pytest.mark.slow
-def test_paint_train_cancel_segment_save_reload(make_napari_viewer, qtbot, cache_dir, tmp_path, errors):
+def test_paint_train_cancel_suggest_retrain_segment_save_reload(make_napari_viewer, qtbot, cache_dir, tmp_path, errors):
     viewer = make_napari_viewer()
     [image] = viewer.open(str(SAMPLE), plugin="napari-samed")
     painted = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="my labels", scale=image.scale)
@@ -37,10 +36,14 @@ def test_paint_train_cancel_segment_save_reload(make_napari_viewer, qtbot, cache
     widget.train()
     widget.worker.yielded.connect(lambda step: progress.append(widget.tasks.progress.value()))
     _finish(qtbot, widget)
-    assert len(widget.plot.losses) == ITERATIONS and len(widget.plot.line.get_xdata()) == ITERATIONS
-    assert progress == sorted(progress) and progress[-1] >= ITERATIONS
     first = widget.method
-    assert first is not None and not errors
+    assert first is not None and first.stopped and not errors and not first.continued
+    steps = len(widget.plot.losses)  # it stopped by itself: the curve shows every step, its checks and the stop
+    assert steps == len(widget.plot.line.get_xdata()) and list(widget.plot.fit_line.get_xdata()) == \
+        [s for s, _ in first.checks] and widget.plot.stop_line.get_xdata()[0] == steps
+    assert widget.plot.axes.get_title() == first.stopped and "started from the pretrained decoder" in \
+        widget.tasks.status.value
+    assert progress == sorted(progress) and widget.tasks.progress.value() == widget.tasks.progress.maximum()
 
     widget.iterations.value = 500
     widget.train()
@@ -48,6 +51,18 @@ def test_paint_train_cancel_segment_save_reload(make_napari_viewer, qtbot, cache
     widget.tasks.cancel()
     _finish(qtbot, widget, timeout=60_000)
     assert 3 <= len(widget.plot.losses) < 500 and widget.method is first and not errors
+
+    widget.suggest()  # the viewer goes to the slice to label next
+    _finish(qtbot, widget)
+    z = viewer.dims.current_step[0]
+    assert z not in SHOTS and organ[z].any() and widget.tasks.status.value.startswith(f"label slice {z} next: ")
+    painted.data[z][organ[z]] = 1
+    painted.refresh()
+    widget.iterations.value = 20
+    widget.train()  # goes on from the last model
+    _finish(qtbot, widget)
+    assert widget.method.continued and len(widget.plot.losses) == 20 and not errors
+    assert "went on from the last model" in widget.tasks.status.value
 
     widget.segment_volume()
     _finish(qtbot, widget)

@@ -6,7 +6,7 @@ from napari_samed import SamedError
 from napari_samed.cli import main
 from napari_samed.masks import dice, mask_bbox
 from napari_samed.methods import FewShot, run_task
-from napari_samed.methods.fewshot import ITERATIONS, FewShotDecoder, target_embeddings
+from napari_samed.methods.fewshot import MAX_STEPS, FewShotDecoder, target_embeddings
 from napari_samed.models import VolumeEmbeddings
 
 SHOTS = [16, 24, 32, 40, 48]
@@ -26,8 +26,10 @@ def trained(phantom, lite, cache_dir):
 @pytest.mark.slow
 def test_five_labelled_slices_segment_the_rest_of_the_organ(trained, tmp_path):
     method, emb, organ, losses, steps = trained
-    assert len(losses) == ITERATIONS and np.mean(losses[-5:]) < 0.5 * losses[0]
-    assert [s.loss for s in steps if s.loss is not None] == losses
+    assert len(losses) <= MAX_STEPS and np.mean(losses[-5:]) < 0.5 * losses[0]  # it stopped by itself
+    assert [s.loss for s in steps if s.loss is not None] == losses and method.stopped.startswith("stopped at step")
+    assert [s.score for s in steps if s.score is not None] == [score for _, score in method.checks]
+    assert method.checks[-1][0] == len(losses) and steps[-1].done == steps[-1].total
     pred = run_task(method.segment(emb))
     others = [z for z in range(organ.shape[0]) if z not in SHOTS]
     assert dice(pred[others] > 0, organ[others] > 0) >= 0.90
@@ -115,7 +117,13 @@ def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
     args = ["train", "fewshot", tmp_path / "ct.nii.gz", tmp_path / "labels.nii.gz", "-o", ckpt,
             "--slices", "2,5", "--labels", "1,2", "--iterations", "3", "--window", "ct", "--cache", cache_dir]
     assert main([str(a) for a in args]) == 0
-    assert "3 iterations" in capsys.readouterr().err
+    assert "3 steps done" in capsys.readouterr().err
+    again = [*args[:5], tmp_path / "more.ckpt", args[6], "2,4,5", *args[8:], "--init", ckpt, "--suggest", "2"]
+    assert main([str(a) for a in again]) == 0
+    out, err = capsys.readouterr()
+    path, *picks = out.splitlines()
+    assert path == str(tmp_path / "more.ckpt") and len(picks) == 2 and f"went on from {ckpt}" in err
+    assert all(p.startswith("slice ") and int(p.split(":")[0][6:]) not in (2, 4, 5) for p in picks)
     out = tmp_path / "seg.nii.gz"
     assert main(["segment", str(tmp_path / "ct.nii.gz"), "--trained", str(ckpt), "-o", str(out), "--cache",
                  str(cache_dir)]) == 0

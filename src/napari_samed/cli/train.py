@@ -29,7 +29,15 @@ def add_fewshot(train) -> None:
                    help="the labelled slices to train on; LABELS' other slices are never used")
     p.add_argument("--labels", dest="label_values", type=options.int_list("--labels"), metavar="1,2,...",
                    help="label values to learn (default: all found on the slices)")
-    p.add_argument("--iterations", type=options.positive_int("--iterations"), help="optimiser steps (default 100)")
+    p.add_argument("--budget", type=options.positive_float("--budget"), metavar="SECONDS",
+                   help="most seconds of training; it stops sooner once the labelled slices are learnt or no "
+                        "longer improve (default 30)")
+    p.add_argument("--iterations", type=options.positive_int("--iterations"),
+                   help="exactly this many optimiser steps instead of stopping by itself")
+    p.add_argument("--init", type=options.path, metavar="CKPT",
+                   help="start from this few-shot model (the last one, before more slices were labelled)")
+    p.add_argument("--suggest", type=options.positive_int("--suggest"), metavar="K",
+                   help="then print the K slices to label next (embeds the whole volume)")
     options.add_model(p)
     p.set_defaults(run=run_fewshot)
 
@@ -89,7 +97,8 @@ def crop_side(text: str) -> int:
 
 def run_fewshot(args) -> int:
     from ..io import read_labels, read_volume
-    from ..methods import FewShot
+    from ..methods import FewShot, suggest
+    from ..methods.fewshot import BUDGET
     from ..tasks import run_task
 
     options.checkpoint_output(args, FewShot, [args.image, args.labels, args.checkpoint])
@@ -103,14 +112,29 @@ def run_fewshot(args) -> int:
     annotations = {z: labels.data[z].copy() for z in args.slices}
     del labels
     backbone, embeddings = options.embeddings(args, volume)
+    start = FewShot.open(args.init, backbone=backbone) if args.init else None
     method = FewShot(backbone)
     bar, update = options.progress_bar("train fewshot", "step")
     with bar:
-        losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations), update)
+        losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations,
+                                     args.budget or BUDGET, start=start), update)
     method.save(args.output)
-    print(f"napari-samed: {len(losses)} iterations, final loss {losses[-1]:.4f}; {method.drawing} (they match "
-          "the labelled slices better)", file=sys.stderr)
+    if start is not None:
+        print(f"napari-samed: went on from {args.init}" if method.continued else
+              f"napari-samed: {args.init} learnt labels {start.labels}, not {method.labels}: trained from the "
+              "pretrained decoder", file=sys.stderr)
+    print(f"napari-samed: {method.stopped}, final loss {losses[-1]:.4f}; {method.drawing} (they match the "
+          "labelled slices better)", file=sys.stderr)
     print(args.output)
+    if args.suggest:
+        bar, update = options.progress_bar("suggest", "slice")
+        with bar:
+            picks = run_task(suggest(method, embeddings, sorted(annotations), args.suggest), update)
+        for pick in picks:
+            print(f"slice {pick.z}: {pick.why}")
+        if len(picks) < args.suggest:
+            print(f"napari-samed: {len(picks)} slice(s) to suggest; the others are labelled or far from the "
+                  "structure", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ _WHERE = {
     "check_prompts": ".prompts", "group_prompts": ".prompts",
     "DEFAULT_STOP": ".propagation", "SliceQuality": ".propagation", "StopRule": ".propagation",
     "TrainedMethod": ".trained", "open_trained": ".trained", "trained_class": ".trained",
-    "Object3D": ".zero_shot", "ZeroShot": ".zero_shot",
+    "Object3D": ".zero_shot", "ZeroShot": ".zero_shot", "Suggestion": ".next_slice", "suggest": ".next_slice",
 }
 #: The names the registering modules (`base.REGISTERING`) register, for the CLI's parser (checked by a test).
 METHOD_NAMES = ("zero-shot", "cotrain", "fewshot", "promise")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
-from ..methods.fewshot import ITERATIONS, FewShot
+from ..methods.fewshot import BUDGET, FewShot
+from ..methods.next_slice import Suggestion, suggest
 from ..models import VolumeEmbeddings, load_backbone
 from ..models.preprocess import window_rule
 from ..napari_io import geometry_metadata
@@ -26,25 +27,53 @@ if TYPE_CHECKING:
 
 
 class LossPlot(ThemedPlot):
-    """A small live training-loss curve."""
+    """The live training curve: the loss at every step, the DSC on the labelled slices at every check, and where
+    and why training stopped."""
 
     def __init__(self, viewer):
         super().__init__(viewer)
-        self.axes.set_xlabel("iteration")
-        self.axes.set_ylabel("loss")
-        (self.line,) = self.axes.plot([], [])
+        self.axes.set_xlabel("step")
+        self.axes.set_ylabel("loss, DSC")
+        (self.line,) = self.axes.plot([], [], label="loss")
+        (self.fit_line,) = self.axes.plot([], [], "o-", markersize=3, label="labelled slices' DSC")
+        self.stop_line = self.axes.axvline(0, linestyle=":", visible=False)
+        self.axes.legend(loc="upper right", fontsize="x-small", frameon=False)
         self.losses: list[float] = []
+        self.checks: list[tuple[int, float]] = []
+        self.style()
+
+    def style(self, _event=None) -> None:
+        """The theme's colours, also for the legend and the title (drawn with the next idle draw)."""
+        super().style()
+        text = self.axes.xaxis.label.get_color()
+        if self.axes.get_legend() is not None:
+            for label in self.axes.get_legend().get_texts():
+                label.set_color(text)
+        self.axes.title.set_color(text)
 
     def reset(self) -> None:
-        self.losses = []
+        self.losses, self.checks = [], []
+        self.stop_line.set_visible(False)
+        self.axes.set_title("")
         self._redraw()
 
-    def add(self, loss: float) -> None:
+    def add(self, loss: float, score: float | None = None) -> None:
         self.losses.append(loss)
+        if score is not None:
+            self.checks.append((len(self.losses), score))
+        self._redraw()
+
+    def stopped(self, reason: str) -> None:
+        """Mark the last step and say why training stopped there."""
+        self.stop_line.set_xdata([len(self.losses)] * 2)
+        self.stop_line.set_visible(True)
+        self.axes.set_title(reason, fontsize="x-small", wrap=True)
+        self.style()
         self._redraw()
 
     def _redraw(self) -> None:
         self.line.set_data(np.arange(1, len(self.losses) + 1), self.losses)
+        self.fit_line.set_data([s for s, _ in self.checks], [v for _, v in self.checks])
         self.axes.relim()
         self.axes.autoscale_view()
         self.draw_idle()
@@ -69,10 +98,14 @@ class FewShotWidget(QWidget):
         self.fields = ModelFields()
         self.model, self.checkpoint, self.device, self.precision = self.fields.widgets
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
+        self.budget = FloatSpinBox(label="budget (s)", min=1, max=3600, step=5, value=BUDGET,
+                                   tooltip="most seconds of training; it stops sooner once the labelled slices are "
+                                           "learnt or no longer improve")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
-                                  tooltip=f"0: the default, {ITERATIONS}")
+                                  tooltip="0: stop by itself (within the budget); N: exactly N steps")
         self.found = wrapped_label("no labelled slices")
         self.train_button = PushButton(text="Train")
+        self.suggest_button = PushButton(text="Suggest", tooltip="go to the slice to label next, and say why")
         self.segment_button = PushButton(text="Segment volume")
         self.save_button = PushButton(text="Save model")
         self.load_button = PushButton(text="Load model")
@@ -80,9 +113,9 @@ class FewShotWidget(QWidget):
         self.tasks = TaskRunner(on_step=self._on_step)
         self.form = Container(widgets=[
             self.image, self.labels, self.model, self.checkpoint, self.device, self.precision, self.window,
-            self.iterations, self.found,
+            self.budget, self.iterations, self.found,
             Container(widgets=[self.train_button, self.tasks.cancel_button], layout="horizontal", labels=False),
-            Container(widgets=[self.segment_button], layout="horizontal", labels=False),
+            Container(widgets=[self.suggest_button, self.segment_button], layout="horizontal", labels=False),
             Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False),
             self.tasks.status,
         ])
@@ -92,6 +125,7 @@ class FewShotWidget(QWidget):
         layout.addWidget(self.plot)
 
         self.train_button.clicked.connect(self.train)
+        self.suggest_button.clicked.connect(self.suggest)
         self.segment_button.clicked.connect(self.segment_volume)
         self.save_button.clicked.connect(lambda: self._ask_path(save=True))
         self.load_button.clicked.connect(lambda: self._ask_path(save=False))
@@ -156,7 +190,8 @@ class FewShotWidget(QWidget):
         return chosen_volume(self.image, "few-shot training")
 
     def train(self) -> None:
-        """Fine-tune a new decoder on the painted slices (a worker); the current model stays until it is done."""
+        """Fine-tune the decoder on the painted slices (a worker), going on from the current model when it has the
+        same labels and model; the current model stays until training is done."""
         if not self.tasks.idle():
             return
         try:
@@ -173,7 +208,7 @@ class FewShotWidget(QWidget):
             show_error(str(exc))
             return
         settings, window = self.fields.settings(), self.window.value
-        iterations = self.iterations.value or None
+        iterations, budget, last = self.iterations.value or None, self.budget.value, self.method
         held, data, cache_dir = self.embeddings.get(image), np.asarray(image.data), self.cache_dir
 
         def run():
@@ -183,23 +218,55 @@ class FewShotWidget(QWidget):
                     embeddings.window_rule != window_rule(window, data):
                 embeddings = VolumeEmbeddings(data, backbone, window, cache_dir)
             method = FewShot(backbone)
-            yield from method.fit(embeddings, annotations, iterations=iterations)
+            yield from method.fit(embeddings, annotations, iterations=iterations, budget=budget, start=last)
             return method, embeddings
 
         self.plot.reset()
-        self.tasks.start(run, len(annotations) + (iterations or ITERATIONS), "training",
+        self.tasks.start(run, len(annotations) + (iterations or 1), "training",
                          returned=lambda out: self._trained(image, *out))
 
     def _trained(self, image: Image, method: FewShot, embeddings: VolumeEmbeddings) -> None:
         if image in self.viewer.layers:
             self.embeddings[image] = embeddings
         self.method = method
-        self.tasks.status.value = (f"trained: labels {method.labels}, final loss {self.plot.losses[-1]:.4f}; "
-                                   f"{method.drawing}")
+        self.plot.stopped(method.stopped)
+        origin = "went on from the last model" if method.continued else "started from the pretrained decoder"
+        self.tasks.status.value = (f"trained: labels {method.labels}, {origin}; {method.stopped}, final loss "
+                                   f"{self.plot.losses[-1]:.4f}; {method.drawing}")
 
     def _on_step(self, step: Progress) -> None:
         if step.loss is not None:
-            self.plot.add(step.loss)
+            self.plot.add(step.loss, step.score)
+
+    def suggest(self) -> None:
+        """Score the unlabelled slices with the trained model (a worker), then go to the one to label next."""
+        if not self.tasks.idle():
+            return
+        try:
+            image = self._image()
+            if self.method is None:
+                raise SamedError("no few-shot model: train one first, then ask which slice to label next")
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        method, labelled, cache_dir = self.method, [int(z) for z in self.painted_slices()], self.cache_dir
+        held = self.embeddings.get(image)
+
+        def run():
+            embeddings = held if held is not None and held.backbone is method.backbone else \
+                method.embeddings(np.asarray(image.data), cache_dir)
+            return (yield from suggest(method, embeddings, labelled))
+
+        self.tasks.start(run, image.data.shape[0], "choosing the slice to label next",
+                         returned=self._suggested)
+
+    def _suggested(self, picks: list[Suggestion]) -> None:
+        if not picks:
+            self.tasks.status.value = "nothing to suggest: every slice near the structure is labelled"
+            return
+        z = picks[0].z
+        self.viewer.dims.set_current_step(0, z)
+        self.tasks.status.value = f"label slice {z} next: {picks[0].why}"
 
     def segment_volume(self) -> None:
         """Segment every slice with the trained decoder into a new Labels layer (a worker)."""
