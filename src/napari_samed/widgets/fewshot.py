@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
+from ..methods import next_slice
 from ..methods.fewshot import BUDGET, FewShot
-from ..methods.next_slice import Suggestion, suggest
 from ..models import VolumeEmbeddings, load_backbone
 from ..models.preprocess import window_rule
 from ..napari_io import geometry_metadata
@@ -103,6 +103,9 @@ class FewShotWidget(QWidget):
                                            "learnt or no longer improve")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
                                   tooltip="0: stop by itself (within the budget); N: exactly N steps")
+        self.go_on = CheckBox(text="go on from the last model", value=True,
+                              tooltip="train from the last model when it has the same labels and backbone; "
+                                      "unticked: from the pretrained decoder")
         self.found = wrapped_label("no labelled slices")
         self.train_button = PushButton(text="Train")
         self.suggest_button = PushButton(text="Suggest", tooltip="go to the slice to label next, and say why")
@@ -113,7 +116,7 @@ class FewShotWidget(QWidget):
         self.tasks = TaskRunner(on_step=self._on_step)
         self.form = Container(widgets=[
             self.image, self.labels, self.model, self.checkpoint, self.device, self.precision, self.window,
-            self.budget, self.iterations, self.found,
+            self.budget, self.iterations, self.go_on, self.found,
             Container(widgets=[self.train_button, self.tasks.cancel_button], layout="horizontal", labels=False),
             Container(widgets=[self.suggest_button, self.segment_button], layout="horizontal", labels=False),
             Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False),
@@ -208,7 +211,8 @@ class FewShotWidget(QWidget):
             show_error(str(exc))
             return
         settings, window = self.fields.settings(), self.window.value
-        iterations, budget, last = self.iterations.value or None, self.budget.value, self.method
+        iterations, budget = self.iterations.value or None, self.budget.value
+        last = self.method if self.go_on.value else None
         held, data, cache_dir = self.embeddings.get(image), np.asarray(image.data), self.cache_dir
 
         def run():
@@ -255,12 +259,12 @@ class FewShotWidget(QWidget):
         def run():
             embeddings = held if held is not None and held.backbone is method.backbone else \
                 method.embeddings(np.asarray(image.data), cache_dir)
-            return (yield from suggest(method, embeddings, labelled))
+            return (yield from next_slice.suggest(method, embeddings, labelled))
 
         self.tasks.start(run, image.data.shape[0], "choosing the slice to label next",
                          returned=self._suggested)
 
-    def _suggested(self, picks: list[Suggestion]) -> None:
+    def _suggested(self, picks: list[next_slice.Suggestion]) -> None:
         if not picks:
             self.tasks.status.value = "nothing to suggest: every slice near the structure is labelled"
             return
