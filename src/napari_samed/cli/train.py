@@ -29,11 +29,12 @@ def add_fewshot(train) -> None:
                    help="the labelled slices to train on; LABELS' other slices are never used")
     p.add_argument("--labels", dest="label_values", type=options.int_list("--labels"), metavar="1,2,...",
                    help="label values to learn (default: all found on the slices)")
-    p.add_argument("--budget", type=options.positive_float("--budget"), metavar="SECONDS",
-                   help="most seconds of training; it stops sooner once the labelled slices are learnt or no "
-                        "longer improve (default 30)")
-    p.add_argument("--iterations", type=options.positive_int("--iterations"),
-                   help="exactly this many optimiser steps instead of stopping by itself")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--budget", type=options.positive_float("--budget"), metavar="SECONDS",
+                        help="most seconds of training; it stops sooner once the labelled slices are learnt or no "
+                             "longer improve (default 30)")
+    length.add_argument("--iterations", type=options.positive_int("--iterations"),
+                        help="exactly this many optimiser steps instead of stopping by itself")
     p.add_argument("--init", type=options.path, metavar="CKPT",
                    help="start from this few-shot model (the last one, before more slices were labelled)")
     p.add_argument("--suggest", type=options.positive_int("--suggest"), metavar="K",
