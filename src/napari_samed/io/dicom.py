@@ -38,8 +38,11 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 
 def holds_dicom(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` holds a DICOM file (its subfolders are not searched)."""
-    return any(_has_preamble(p) for p in Path(folder).iterdir() if not p.name.startswith("."))
+    """Whether ``folder`` holds a DICOM file (its subfolders are not searched); False for a folder it cannot list."""
+    try:
+        return any(_has_preamble(p) for p in Path(folder).iterdir() if not p.name.startswith("."))
+    except OSError:
+        return False
 
 
 def _has_preamble(path: Path) -> bool:
