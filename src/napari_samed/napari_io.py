@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import SamedError
 from .io import Geometry, read_volume, write_labels
+from .io.dicom import DICOM_SUFFIXES, holds_dicom
 from .io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, volume_format
 from .io.volume import default_affine
 from .phantom import make_phantom
@@ -45,7 +46,7 @@ def writer_geometry(path: str, shape: tuple[int, ...], meta: dict) -> Geometry:
     if volume_format(path) == "tiff" and len(shape) == 3:
         return Geometry(tuple(shape), scale, default_affine(scale))
     why = ("several open images of that shape and scale have different orientations" if drawn_on else
-           "no open image of that shape and scale was read from a NIfTI file")
+           "no open image of that shape and scale was read from a NIfTI file or DICOM series")
     raise SamedError(f"cannot place this Labels layer (shape {tuple(shape)}, scale {scale}) in a NIfTI file: it "
                      f"is not a napari-samed result and {why}. Open its source image in napari first (or close the "
                      f"others), or save it as TIFF")
@@ -57,15 +58,22 @@ def geometry_metadata(layer) -> dict:
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
-    """npe2 reader hook: NIfTI and TIFF volumes, shown in the plugin's (z, y, x) view with their spacing."""
+    """npe2 reader hook: NIfTI and TIFF volumes and DICOM series (a folder holding DICOM files, or one ``.dcm``
+    file), shown in the plugin's (z, y, x) view with their spacing. None for other folders, for other readers."""
     if isinstance(path, list):
         return None
-    return read_layers if str(path).lower().endswith(NIFTI_SUFFIXES + TIFF_SUFFIXES) else None
+    if Path(path).is_dir():
+        return read_layers if holds_dicom(path) else None
+    return read_layers if str(path).lower().endswith(NIFTI_SUFFIXES + TIFF_SUFFIXES + DICOM_SUFFIXES) else None
 
 
 def read_layers(path: str) -> list[tuple]:
     volume = read_volume(path)
-    kwargs = {"name": Path(path).name.split(".")[0], "scale": volume.spacing,
+    if volume.meta.get("format") == "dicom":  # the series' folder names it
+        name = (Path(path) if Path(path).is_dir() else Path(path).parent).name
+    else:
+        name = Path(path).name.split(".")[0]
+    kwargs = {"name": name, "scale": volume.spacing,
               "metadata": {GEOMETRY_KEY: volume.geometry}}
     return [(volume.data, kwargs, "labels" if _looks_like_labels(volume.data) else "image")]
 

@@ -76,7 +76,7 @@ def test_unreadable_files(tmp_path):
     with pytest.raises(SamedError, match="could not read"):
         read_volume(tmp_path / "junk.nii.gz")
     with pytest.raises(SamedError, match="unsupported file type"):
-        read_volume(tmp_path / "scan.dcm")
+        read_volume(tmp_path / "scan.png")
     tifffile.imwrite(tmp_path / "2d.tif", np.zeros((5, 5), np.uint8))
     with pytest.raises(SamedError, match="3D volume"):
         read_volume(tmp_path / "2d.tif")

@@ -17,9 +17,10 @@ def add_parser(sub) -> None:
     from ..methods import METHOD_NAMES
 
     p = sub.add_parser("segment", help="segment a volume from prompts; write a label volume")
-    p.add_argument("image", type=options.path, metavar="IMAGE", help="NIfTI (.nii, .nii.gz) or TIFF volume")
+    p.add_argument("image", type=options.path, metavar="IMAGE",
+                   help="NIfTI (.nii, .nii.gz) or TIFF volume, or a DICOM series (its folder, or one of its files)")
     p.add_argument("-o", "--output", type=options.path, required=True, metavar="OUT",
-                   help="label volume to write, in IMAGE's format and geometry")
+                   help="label volume to write, in IMAGE's format and geometry (NIfTI for a DICOM series)")
     p.add_argument("--method", choices=METHOD_NAMES,
                    help="segmentation method (default zero-shot, or the --trained model's)")
     p.add_argument("--trained", type=options.path, metavar="CKPT",
@@ -81,12 +82,15 @@ def output_path(out: Path, image: Path) -> Path:
 
     if out.is_dir():
         raise SamedError(f"OUT {out} is a folder; give the label volume a file name")
+    source = volume_format(image)
     try:
         fmt = volume_format(out)
     except SamedError:
-        return out.with_name(out.name + (".nii.gz" if volume_format(image) == "nifti" else ".tif"))
-    if fmt != volume_format(image):
-        raise SamedError(f"OUT {out} must have the format of IMAGE {image} ({volume_format(image).upper()})")
+        return out.with_name(out.name + (".tif" if source == "tiff" else ".nii.gz"))
+    if fmt == "dicom":
+        raise SamedError(f"OUT {out}: napari-samed does not write DICOM; give a .nii.gz (or .tif) name")
+    if fmt != source and source != "dicom":  # labels of a DICOM series: NIfTI keeps its geometry, TIFF its spacing
+        raise SamedError(f"OUT {out} must have the format of IMAGE {image} ({source.upper()})")
     return out
 
 

@@ -1,8 +1,9 @@
-"""NIfTI and TIFF readers and label writers.
+"""NIfTI, TIFF and DICOM series readers, and label writers (NIfTI, TIFF).
 
-NIfTI volumes are shown in the radiological display convention: reoriented by the affine to axis codes
-L, P, S, then the axes reversed to (z, y, x), so each z slice has anterior at the top and the patient's right
-on the left. Writing undoes both steps and reuses the source affine and header.
+NIfTI volumes (and DICOM series, made into NIfTI images by `dicom.read_series`) are shown in the radiological
+display convention: reoriented by the affine to axis codes L, P, S, then the axes reversed to (z, y, x), so each
+z slice has anterior at the top and the patient's right on the left. Writing undoes both steps and reuses the
+source affine and header.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation
 from ..errors import SamedError
 from ..masks import label_dtype
 from .atomic import atomic_path
+from .dicom import DICOM_SUFFIXES, is_dicom_file, read_series
 from .volume import Geometry, Volume, check_volume, label_array
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -30,33 +32,38 @@ VOLUME_MARK = "napari-samed volume"
 
 
 def volume_format(path: str | os.PathLike) -> str:
-    """``"nifti"`` or ``"tiff"`` from the file name; `SamedError` for anything else."""
+    """``"nifti"`` or ``"tiff"`` from the file name, ``"dicom"`` for a folder or a DICOM file; else `SamedError`."""
     name = str(path).lower()
     if name.endswith(NIFTI_SUFFIXES):
         return "nifti"
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
-    raise SamedError(f"{path}: unsupported file type; expected one of {', '.join(NIFTI_SUFFIXES + TIFF_SUFFIXES)}")
+    if Path(path).is_dir() or is_dicom_file(path):
+        return "dicom"
+    raise SamedError(f"{path}: unsupported file type; expected one of {', '.join(NIFTI_SUFFIXES + TIFF_SUFFIXES)}, "
+                     f"or a DICOM series (its folder, or one of its files)")
 
 
 def file_stem(path: str | os.PathLike) -> str:
     """The file name without its volume suffix (``case.nii.gz`` -> ``case``)."""
     name = Path(path).name
-    suffix = next((x for x in NIFTI_SUFFIXES + TIFF_SUFFIXES if name.lower().endswith(x)), "")
+    suffix = next((x for x in NIFTI_SUFFIXES + TIFF_SUFFIXES + DICOM_SUFFIXES if name.lower().endswith(x)), "")
     return name[: len(name) - len(suffix)]
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI or TIFF file as a `Volume` in the (z, y, x) view."""
+    """Read a NIfTI or TIFF file, or a DICOM series (its folder or one of its files), as a `Volume` in the (z, y, x)
+    view."""
     path = Path(path)
     fmt = volume_format(path)
-    if not path.is_file():
+    if not (path.is_file() or fmt == "dicom" and path.is_dir()):
         raise SamedError(f"no such file: {path}")
     try:
-        return _read_nifti(path) if fmt == "nifti" else _read_tiff(path)
-    except SamedError as exc:
-        raise (exc if str(path) in str(exc) else SamedError(f"{path}: {exc}")) from None
-    except Exception as exc:  # nibabel/tifffile raise many types for corrupt files
+        return {"nifti": _read_nifti, "tiff": _read_tiff, "dicom": _read_dicom}[fmt](path)
+    except SamedError as exc:  # DICOM messages name the folder, or the file in it at fault
+        named = str(path.parent if fmt == "dicom" else path)
+        raise (exc if named in str(exc) else SamedError(f"{path}: {exc}")) from None
+    except Exception as exc:  # nibabel/tifffile/pydicom raise many types for corrupt files
         raise SamedError(f"could not read {path} as {fmt.upper()}: {exc}") from exc
 
 
@@ -73,7 +80,16 @@ def _to_view(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_nifti(path: Path) -> Volume:
-    img = nib.load(str(path))
+    return _view_volume(nib.load(str(path)), {"format": "nifti"})
+
+
+def _read_dicom(path: Path) -> Volume:
+    img, series = read_series(path)
+    return _view_volume(img, {"format": "dicom", **series})
+
+
+def _view_volume(img: nib.Nifti1Image, meta: dict) -> Volume:
+    """The image in the (z, y, x) view, with its affine and header (in ``meta``) for writing labels back."""
     data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -87,7 +103,7 @@ def _read_nifti(path: Path) -> Volume:
         np.ascontiguousarray(view),
         spacing=tuple(spacing),
         affine=img.affine,
-        meta={"format": "nifti", "header": img.header.copy()},
+        meta={**meta, "header": img.header.copy()},
     )
 
 
@@ -148,6 +164,8 @@ def write_volume(data: np.ndarray, path: str | os.PathLike, like: Volume | Geome
     if data.shape != like.shape:
         raise SamedError(f"volume shape {data.shape} does not match the image shape {like.shape}")
     fmt = volume_format(path)
+    if fmt == "dicom":
+        raise SamedError(f"{path}: napari-samed does not write DICOM; give a .nii.gz (keeps the geometry) or .tif name")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix="".join(path.suffixes[-2:])) as tmp:
         if fmt == "nifti":
