@@ -33,6 +33,7 @@ def test_paint_train_cancel_suggest_retrain_segment_save_reload(make_napari_view
     assert widget.found.value.startswith("slices 16, 24, 32, 40, 48") and "labels 1" in widget.found.value
 
     progress = []
+    widget.budget.value = 600  # stops on the labelled slices, not on a clock that other tests slow down
     widget.train()
     widget.worker.yielded.connect(lambda step: progress.append(widget.tasks.progress.value()))
     _finish(qtbot, widget)

@@ -196,7 +196,7 @@ def test_bad_numbers_and_folders_are_one_line_errors(capsys, tmp_path, case):
         refused(capsys, "evaluate", reference, reference, "--tolerance", value, message="--tolerance is a distance")
         refused(capsys, *fs, "--budget", value, message="--budget must be a finite number above 0")
     refused(capsys, *fs, "--budget", "5", "--iterations", "3", message="not allowed with argument --budget")
-    refused(capsys, *fs, "--init", reference, message="not a napari-samed few-shot checkpoint")
+    refused(capsys, *fs, "--init", reference, message="truncated or not a checkpoint")
     refused(capsys, "segment", image, "-o", tmp_path, "--box", box, message="is a folder")
     refused(capsys, *fs[:5], tmp_path, *fs[6:], message="is a folder")
     refused(capsys, "sample", "-o", image, message="is a file, not a folder")
