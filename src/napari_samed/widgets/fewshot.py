@@ -242,23 +242,27 @@ class FewShotWidget(QWidget):
         if step.loss is not None:
             self.plot.add(step.loss, step.score)
 
-    def suggest(self) -> None:
-        """Score the unlabelled slices with the trained model (a worker), then go to the one to label next."""
+    def _image_with_model(self, missing: str) -> Image | None:
+        """The chosen image when no task runs and a model is there; else None, with the reason shown."""
         if not self.tasks.idle():
-            return
+            return None
         try:
             image = self._image()
             if self.method is None:
-                raise SamedError("no few-shot model: train one first, then ask which slice to label next")
+                raise SamedError(f"no few-shot model: {missing}")
         except SamedError as exc:
             show_error(str(exc))
+            return None
+        return image
+
+    def suggest(self) -> None:
+        """Score the unlabelled slices with the trained model (a worker), then go to the one to label next."""
+        if (image := self._image_with_model("train one first, then ask which slice to label next")) is None:
             return
         method, labelled, cache_dir = self.method, [int(z) for z in self.painted_slices()], self.cache_dir
-        held = self.embeddings.get(image)
 
         def run():
-            embeddings = held if held is not None and held.backbone is method.backbone else \
-                method.embeddings(np.asarray(image.data), cache_dir)
+            embeddings = method.embeddings(np.asarray(image.data), cache_dir)
             return (yield from next_slice.suggest(method, embeddings, labelled))
 
         self.tasks.start(run, image.data.shape[0], "choosing the slice to label next",
@@ -274,14 +278,7 @@ class FewShotWidget(QWidget):
 
     def segment_volume(self) -> None:
         """Segment every slice with the trained decoder into a new Labels layer (a worker)."""
-        if not self.tasks.idle():
-            return
-        try:
-            image = self._image()
-            if self.method is None:
-                raise SamedError("no few-shot model: train one or load a saved one first")
-        except SamedError as exc:
-            show_error(str(exc))
+        if (image := self._image_with_model("train one or load a saved one first")) is None:
             return
         method, cache_dir = self.method, self.cache_dir
 
