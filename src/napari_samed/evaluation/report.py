@@ -243,7 +243,7 @@ def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | o
     case = yield from compare_case("sample_ct", volume.data, reference, volume.spacing, methods, "auto", cache_dir)
     notes = ["The sample volume (`napari-samed sample`); the object is the organ with its lesion (reference "
              "labels 1 and 2 together).",
-             f"Few-shot: trained on that object on {shots} slices of the reference ({', '.join(map(str, picks))}) "
-             f"({fewshot.stopped}) and scored on the whole volume, those slices included."]
+             f"Few-shot: trained on that object on {shots} slices of the reference ({', '.join(map(str, picks))}; "
+             f"{fewshot.stopped}) and scored on the whole volume, those slices included."]
     write_report([case], out, notes=notes, command=f"napari-samed demo --headless -o {out}")
     return [case]
