@@ -210,11 +210,11 @@ class FewShot(TrainedMethod):
             if rule.due(steps):
                 score = self.fit_score(emb, truth)
                 self.checks.append((steps, score))
-            self.stopped = rule.reason(steps, time.perf_counter() - clock, [dsc for _, dsc in self.checks])
+            seconds = time.perf_counter() - clock
+            self.stopped = rule.reason(steps, seconds, [dsc for _, dsc in self.checks])
             if self.stopped and score is None:  # stopped by the clock between checks: the curve's last point
                 score = self.fit_score(emb, truth)
                 self.checks.append((steps, score))
-            seconds = time.perf_counter() - clock
             # the bar's end: the steps the budget allows at this pace, until the run stops
             planned = steps if self.stopped else rule.max_steps if rule.budget is None else \
                 min(rule.max_steps, max(steps + 1, round(steps * rule.budget / max(seconds, 1e-3))))
