@@ -12,7 +12,7 @@ from .io import Geometry, read_volume, write_labels
 from .io.dicom import DICOM_SUFFIXES, holds_dicom
 from .io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, volume_format
 from .io.volume import default_affine
-from .phantom import make_phantom
+from .sample_data import SAMPLES, Sample
 
 GEOMETRY_KEY = "napari_samed_geometry"
 
@@ -95,13 +95,23 @@ def write_labels_layer(path: str, data: np.ndarray, meta: dict) -> list[str]:
 
 
 def sample_ct() -> list[tuple]:
-    """napari sample: the synthetic CT volume (HU) and its reference labels (1 organ, 2 lesion), hidden, so that
-    they are not mistaken for the results (which take the same label colours)."""
-    volume, labels = make_phantom(0)
+    """napari sample: the synthetic CT volume (HU) and its reference labels (1 organ, 2 lesion)."""
+    return sample_layers(SAMPLES["synthetic"])
+
+
+def sample_chest_ct() -> list[tuple]:
+    """napari sample: the real chest CT (HU) and its reference labels (1 aorta, 2 T12 vertebra)."""
+    return sample_layers(SAMPLES["chest-ct"])
+
+
+def sample_layers(sample: Sample) -> list[tuple]:
+    """A sample's image and its reference labels, hidden, so that they are not mistaken for the results (which take
+    the same label colours)."""
+    volume, labels = sample.load()
     meta = {GEOMETRY_KEY: volume.geometry}
     return [
-        (volume.data, {"name": "sample CT", "scale": volume.spacing, "contrast_limits": (-160, 240),
+        (volume.data, {"name": sample.title, "scale": volume.spacing, "contrast_limits": sample.contrast,
                        "metadata": meta}, "image"),
-        (labels, {"name": "sample CT reference", "scale": volume.spacing, "metadata": meta, "visible": False},
+        (labels, {"name": f"{sample.title} reference", "scale": volume.spacing, "metadata": meta, "visible": False},
          "labels"),
     ]

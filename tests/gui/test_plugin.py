@@ -6,16 +6,19 @@ import numpy as np
 import pytest
 from npe2 import PluginManifest
 
+from napari_samed.napari_io import sample_chest_ct
 from napari_samed.napari_io import sample_ct as napari_sample
 from napari_samed.phantom import LESION, ORGAN
+from napari_samed.sample_data import SAMPLES_DIR
 
 
 def test_manifest_ships_with_the_package_and_validates():
     manifest = PluginManifest.from_distribution("napari-samed")
     assert manifest.name == "napari-samed"
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
-    sample = manifest.contributions.sample_data[0]
-    assert commands[sample.command] == "napari_samed.napari_io:sample_ct"
+    samples = {sample.key: commands[sample.command] for sample in manifest.contributions.sample_data}
+    assert samples == {"sample_ct": "napari_samed.napari_io:sample_ct",
+                       "chest_ct": "napari_samed.napari_io:sample_chest_ct"}
 
 
 def test_sample_is_a_ct_volume_with_organ_and_lesion_labels():
@@ -27,6 +30,21 @@ def test_sample_is_a_ct_volume_with_organ_and_lesion_labels():
     assert image_kw["scale"] == labels_kw["scale"] == (2.5, 1.0, 1.0)
     assert labels_kw["visible"] is False  # not mistaken for a result
     np.testing.assert_array_equal(napari_sample()[0][0], image)  # deterministic
+
+
+def test_chest_ct_sample_is_the_real_ct_in_hounsfield_units_with_its_aorta_and_vertebra():
+    (image, image_kw, _), (labels, labels_kw, labels_type) = sample_chest_ct()
+    assert labels_type == "labels" and labels_kw["visible"] is False
+    assert image.shape == labels.shape == (164, 126, 120) and image_kw["scale"] == (1.5, 1.5, 1.5)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert np.median(image[labels == 1]) > 200  # contrast-enhanced blood
+    assert np.median(image[labels == 2]) > 150 and image.min() < -900  # bone; air in the lungs
+    aorta_slices = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    assert len(aorta_slices) > 100  # a long tube through most slices
+    shipped = [p for p in SAMPLES_DIR.iterdir()]
+    assert sum(p.stat().st_size for p in shipped) < 5 * 2**20
+    assert "wasserth/TotalSegmentator" in (SAMPLES_DIR / "README.md").read_text()
+    assert "Apache License" in (SAMPLES_DIR / "LICENSE-Apache-2.0.txt").read_text()
 
 
 DOCK_AFTER_DRAW = """

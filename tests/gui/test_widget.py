@@ -357,3 +357,14 @@ def test_demo_opens_the_sample_with_the_widget(make_napari_viewer):
     assert isinstance(widget, SegmentWidget)
     assert widget.image.value is viewer.layers["sample CT"]
     assert "sample CT reference" in viewer.layers
+
+
+def test_demo_opens_the_chest_ct_at_its_aorta(make_napari_viewer):
+    from napari_samed.widgets.demo import open_demo
+
+    viewer = make_napari_viewer()
+    widget = open_demo(viewer, "chest-ct")
+    image, reference = viewer.layers["chest CT"], viewer.layers["chest CT reference"]
+    assert widget.image.value is image and not reference.visible
+    z = int(viewer.dims.current_step[0])
+    assert (reference.data[z] == 1).any()  # the aorta is on the slice shown

@@ -10,6 +10,9 @@ from pathlib import Path
 from ..errors import SamedError
 from . import options
 
+#: ``demo --sample`` choices, the keys of `sample_data.SAMPLES` (not imported here: the command starts fast).
+SAMPLE_NAMES = ("synthetic", "chest-ct")
+
 
 def add_parsers(sub) -> None:
     ev = sub.add_parser("evaluate", help="print DSC, IoU, NSD, ASSD, HD95 of PRED against GT as JSON")
@@ -39,6 +42,9 @@ def add_parsers(sub) -> None:
     info.set_defaults(run=run_info)
 
     demo = sub.add_parser("demo", help="open napari with the sample volume and the Segment widget docked")
+    demo.add_argument("--sample", choices=SAMPLE_NAMES, default=SAMPLE_NAMES[0],
+                      help="synthetic: the phantom (fast); chest-ct: a real chest CT, the object its aorta "
+                           "(default %(default)s)")
     demo.add_argument("--headless", action="store_true",
                       help="no display: zero-shot, five-slice few-shot and their comparison on the sample, as a "
                            "report in OUT")
@@ -86,14 +92,14 @@ def run_info(args) -> int:
 
 def run_sample(args) -> int:
     from ..io.outputs import OutputFolder
-    from ..sample_data import SAMPLE_IMAGE, SAMPLE_LABELS, write_sample, write_sample_dataset
+    from ..sample_data import SAMPLES, write_sample, write_sample_dataset
 
     folder = OutputFolder(args.output, "sample folder", args.overwrite)
     if args.cases is not None:
         with folder.claim(["dataset.json"], ["imagesTr", "labelsTr"]):
             print(write_sample_dataset(args.output, args.cases, args.seed))
     else:
-        with folder.claim([SAMPLE_IMAGE, SAMPLE_LABELS]):
+        with folder.claim(SAMPLES["synthetic"].files):
             for path in write_sample(args.output, args.seed):
                 print(path)
     return 0
@@ -102,7 +108,7 @@ def run_sample(args) -> int:
 def cmd_demo(args) -> int:
     """The demo: a report headless, else napari with the sample (the only command that imports napari)."""
     if args.headless:
-        from ..evaluation.report import DEMO_FILES, demo_report
+        from ..evaluation.report import demo_files, demo_report
         from ..io.outputs import OutputFolder
         from ..models import resolve_device
         from ..models.cache import cache_root
@@ -113,8 +119,9 @@ def cmd_demo(args) -> int:
             cache_root(args.cache)
         out = args.output or Path("samed_demo")
         bar, update = options.progress_bar("demo")
-        with OutputFolder(out, "report folder", args.overwrite).claim(DEMO_FILES), bar:
-            run_task(demo_report(out, args.device, args.cache, precision=args.precision), update)
+        with OutputFolder(out, "report folder", args.overwrite).claim(demo_files(args.sample)), bar:
+            run_task(demo_report(out, args.device, args.cache, precision=args.precision, sample=args.sample),
+                     update)
         print(out / "report.md")
         return 0
     given = [name for name, value in (("-o", args.output), ("--device", args.device != "auto"),
@@ -132,6 +139,6 @@ def cmd_demo(args) -> int:
     from ..widgets.model_code import keep_triton_out
 
     keep_triton_out()  # triton first, before napari draws with Mesa
-    open_demo(napari.Viewer(title="napari-samed demo"))
+    open_demo(napari.Viewer(title="napari-samed demo"), args.sample)
     napari.run()
     return 0

@@ -212,38 +212,42 @@ def write_figure(case: CaseResult, path: Path) -> Path:
     return path
 
 
-#: What `demo_report` writes into its folder.
-DEMO_FILES = ("sample_ct.nii.gz", "sample_ct_labels.nii.gz", "fewshot.ckpt", "report.md", "results.csv",
-              "sample_ct.png")
+def demo_files(sample: str = "synthetic") -> tuple[str, ...]:
+    """What `demo_report` writes into its folder for ``sample`` (a key of `sample_data.SAMPLES`)."""
+    from ..sample_data import SAMPLES
+
+    stem = SAMPLES[sample].stem
+    return (*SAMPLES[sample].files, "fewshot.ckpt", "report.md", "results.csv", f"{stem}.png")
 
 
 def demo_report(out: str | os.PathLike, device: str = "auto", cache_dir: str | os.PathLike | None = None,
-                shots: int = 5, precision: str = "auto") -> Task[list[CaseResult]]:
-    """Task: the whole story on the sample volume, headless. Writes the sample and its reference into ``out``,
-    trains the few-shot decoder on ``shots`` slices of the reference (``fewshot.ckpt``), then compares zero-shot
-    LiteMedSAM (`DEMO_PROMPTS`) with it against the reference (``report.md``, PNG, CSV)."""
+                shots: int = 5, precision: str = "auto", sample: str = "synthetic") -> Task[list[CaseResult]]:
+    """Task: the whole story on a sample volume (a key of `sample_data.SAMPLES`), headless. Writes the sample and
+    its reference into ``out``, trains the few-shot decoder on ``shots`` slices of the sample's object in the
+    reference (``fewshot.ckpt``), then compares zero-shot LiteMedSAM (`DEMO_PROMPTS`) with it against the object
+    (``report.md``, PNG, CSV)."""
     from ..methods import FewShot
     from ..models import VolumeEmbeddings, load_backbone
-    from ..phantom import make_phantom
-    from ..sample_data import write_sample
+    from ..sample_data import SAMPLES
 
-    out = Path(out)
-    write_sample(out)
-    volume, reference = make_phantom(0)
+    out, chosen = Path(out), SAMPLES[sample]
+    volume, labels = chosen.load()
+    chosen.write(out, (volume, labels))
+    reference = np.isin(labels, chosen.target).astype(np.uint8)
     backbone = load_backbone(device=device, precision=precision)
     embeddings = VolumeEmbeddings(volume, backbone, "auto", cache_dir)
     occupied = np.flatnonzero(reference.any(axis=(1, 2)))
     picks = [int(occupied[round(i)]) for i in np.linspace(1, len(occupied) - 2, shots)]
     fewshot = FewShot(backbone)
-    yield from relay(fewshot.fit(embeddings, {z: (reference[z] > 0).astype(np.uint8) for z in picks}),
+    yield from relay(fewshot.fit(embeddings, {z: reference[z] for z in picks}),
                      lambda step: replace(step, message=f"few-shot training on slices {picks}: {step.message}"))
     checkpoint = fewshot.save(out / "fewshot.ckpt")
     slots = [*with_prompts([MethodSlot("zero-shot")], DEMO_PROMPTS), MethodSlot("fewshot", checkpoint=checkpoint)]
     methods = load_slots(slots, device, precision)
-    case = yield from compare_case("sample_ct", volume.data, reference, volume.spacing, methods, "auto", cache_dir)
-    notes = ["The sample volume (`napari-samed sample`); the object is the organ with its lesion (reference "
-             "labels 1 and 2 together).",
+    case = yield from compare_case(chosen.stem, volume.data, reference, volume.spacing, methods, "auto", cache_dir)
+    notes = [chosen.about,
              f"Few-shot: trained on that object on {shots} slices of the reference ({', '.join(map(str, picks))}; "
              f"{fewshot.stopped}) and scored on the whole volume, those slices included."]
-    write_report([case], out, notes=notes, command=f"napari-samed demo --headless -o {out}")
+    command = "napari-samed demo --headless" + ("" if sample == "synthetic" else f" --sample {sample}")
+    write_report([case], out, notes=notes, command=f"{command} -o {out}")
     return [case]
