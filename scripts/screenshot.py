@@ -1,6 +1,7 @@
-"""Screenshots of the widgets for docs/, on a 1600x1000 screen: the Segment and Compare widgets docked together
-with two objects segmented (a box in 3D, a click) and a comparison of zero-shot prompts (a box on each slice of
-the organ, and the click) against the sample's reference, then the side-by-side grid.
+"""Screenshots of the widgets for docs/ on the real chest CT sample, on a 1600x1000 screen: the Segment and Compare
+widgets docked together with two objects segmented (a box on the T12 vertebra in 3D, a click on the aorta) and a
+comparison of zero-shot prompts (a box on each slice of the aorta and of the vertebra) against the sample's
+reference, then the side-by-side grid.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py
 
@@ -19,11 +20,12 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from napari_samed.masks import deepest_point, mask_bbox
-from napari_samed.phantom import LESION, make_phantom
+from napari_samed.sample_data import SAMPLES
 from napari_samed.widgets.demo import open_demo
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-Z = 31
+Z = 14  # through the T12 vertebra and the descending aorta beside it
+AORTA, T12 = 1, 2
 
 
 def settle(widget=None, seconds: float = 0.5) -> None:
@@ -50,7 +52,8 @@ def main() -> None:
     os.environ["NAPARI_SAMED_SESSIONS"] = tempfile.mkdtemp()  # a clean start: no session an earlier run saved
     viewer = napari.Viewer(title="napari-samed")
     viewer.window._qt_window.setGeometry(0, 0, 1600, 1000)
-    segment = open_demo(viewer)
+    segment = open_demo(viewer, "chest-ct")
+    viewer.dims.set_point(0, Z * 1.5)
     compare_dock, deferred = viewer.window.add_plugin_dock_widget("napari-samed", "Compare methods")
     while deferred.widget is None:  # built once its model code has loaded in a thread
         settle()
@@ -60,24 +63,24 @@ def main() -> None:
     window.splitDockWidget(segment_dock, compare_dock, Qt.Orientation.Horizontal)  # side by side
     settle()
     window.resizeDocks([segment_dock, compare_dock], [400, 460], Qt.Orientation.Horizontal)
-    image = viewer.layers["sample CT"]
-    _, labels = make_phantom(0)
+    image = viewer.layers["chest CT"]
+    _, labels = SAMPLES["chest-ct"].load()
     points, boxes = segment.prompt_layers(image)
 
-    y0, x0, y1, x1 = mask_bbox(labels[Z] > 0)  # object 1: a box on the organ, segmented through the volume
+    y0, x0, y1, x1 = mask_bbox(labels[Z] == T12)  # object 1: a box on the vertebra, segmented through the volume
     boxes.add_rectangles(np.array([[Z, y0, x0], [Z, y0, x1], [Z, y1, x1], [Z, y1, x0]], float))
     settle(segment)
-    segment.new_object()  # object 2: one click on the lesion
-    points.add([[Z, *deepest_point(labels[Z] == LESION)]])
+    segment.new_object()  # object 2: one click on the aorta
+    points.add([[Z, *deepest_point(labels[Z] == AORTA)]])
     settle(segment)
 
-    segment.auto.value = False  # a box on each slice of the organ, for the comparison's volume metrics
-    for z in np.flatnonzero((labels > 0).any(axis=(1, 2))):
-        if z != Z:
-            y0, x0, y1, x1 = mask_bbox(labels[z] > 0)
+    segment.auto.value = False  # a box on each slice of each structure, for the comparison's volume metrics
+    for z, label in zip(*np.nonzero([[(labels[z] == k).any() for k in (AORTA, T12)] for z in range(len(labels))])):
+        if (z, label + 1) != (Z, T12):
+            y0, x0, y1, x1 = mask_bbox(labels[z] == label + 1)
             boxes.add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
     compare.image.value = image
-    compare.reference.value = viewer.layers["sample CT reference"]
+    compare.reference.value = viewer.layers["chest CT reference"]
     compare.compare()
     settle(compare)
     viewer.layers.selection.active = boxes
@@ -90,7 +93,7 @@ def main() -> None:
     compare.grid.value = True
     shoot(viewer, "side_by_side.png")
     compare.grid.value = False
-    segment.autosave.flush()
+    segment.files.autosave.flush()
     viewer.close()
 
 
