@@ -32,8 +32,9 @@ Metrics, per structure:
   labelled slices, ``fewshot_train_s`` = wall time of ``fit``. In the JSON only: ``fewshot_in_extent``, the DSC
   over the unlabelled slices that hold the structure, ``fewshot_outside_voxels``, the voxels predicted on
   the slices that do not, ``fewshot_steps`` and ``fewshot_stopped`` (the steps trained and why it stopped),
-  ``fewshot_boxes`` (whether it redraws from boxes) and ``fewshot_segment_s``, `FewShot.segment`'s seconds per
-  slice.
+  ``fewshot_boxes`` (whether it redraws from boxes), ``fewshot_free`` (``fewshot`` without the rule that
+  keeps only the parts reaching the labelled slices' range, `FewShot.near_labelled_slices`) and
+  ``fewshot_segment_s``, `FewShot.segment`'s seconds per slice.
 
 ``--brain-window`` (side experiment): MR entries use the 0.5-99.5 percentiles of the voxels inside the brain
 mask file as their window instead of ``auto``.
@@ -238,7 +239,10 @@ def run_structure(entry: Entry, methods, backbone, cache, root: Path, margin: in
                        fewshot_stopped=method.stopped, fewshot_boxes=method.boxes)
             others = [z for z in range(len(ref)) if z not in shots]
             inside = [z for z in others if ref[z].any()]
+            method.within_extent = False  # the same model without the labelled extent's rule
+            raw = run_task(method.segment(emb)) > 0
             row.update(fewshot=dice(pred[others], ref[others]), fewshot_shots=dice(pred[shots], ref[shots]),
+                       fewshot_free=dice(raw[others], ref[others]),
                        fewshot_in_extent=dice(pred[inside], ref[inside]),
                        fewshot_outside_voxels=int(pred[[z for z in others if not ref[z].any()]].sum()),
                        fewshot_slices=[case.z0 + z for z in shots])

@@ -1,8 +1,10 @@
-"""Small mask helpers: bounding boxes ``(y0, x0, y1, x1)`` in pixels (inclusive), margins, Dice, label dtypes."""
+"""Small mask helpers: bounding boxes ``(y0, x0, y1, x1)`` in pixels (inclusive), margins, Dice, label dtypes, 3D
+parts."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -78,3 +80,10 @@ def deepest_point(mask: np.ndarray, spacing=None) -> tuple[int, ...]:
 def label_dtype(highest: int) -> type:
     """The smallest unsigned dtype of a label volume whose highest value is ``highest``."""
     return np.uint8 if highest < 2**8 else np.uint16 if highest < 2**16 else np.int64
+
+
+def touching_slices(mask: np.ndarray, first: int, last: int) -> np.ndarray:
+    """The 3D connected parts of ``mask`` (z, y, x) that reach a slice from ``first`` to ``last`` (26-connected)."""
+    parts, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    kept = np.unique(parts[first:last + 1])
+    return np.isin(parts, kept[kept > 0])

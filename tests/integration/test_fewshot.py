@@ -8,6 +8,7 @@ from napari_samed.masks import dice, mask_bbox
 from napari_samed.methods import FewShot, run_task
 from napari_samed.methods.fewshot import MAX_STEPS, FewShotDecoder, target_embeddings
 from napari_samed.models import VolumeEmbeddings
+from napari_samed.models.cache import content_hash
 
 SHOTS = [16, 24, 32, 40, 48]
 
@@ -53,6 +54,31 @@ def test_regions_are_redrawn_from_boxes_when_that_matches_the_labelled_slices_be
     y0, x0, y1, x1 = mask_bbox(plane > 0)
     assert redrawn.any() and not redrawn[:, : max(x0 - 20, 0)].any() and not redrawn[: max(y0 - 20, 0)].any()
     assert dice(redrawn > 0, plane > 0) > 0.8
+
+
+def test_parts_far_from_the_labelled_slices_are_dropped_on_the_labelled_image_only(trained, monkeypatch, tmp_path):
+    method, emb, organ, _, _ = trained
+    assert method.extent == (content_hash(emb.data), [(SHOTS[0], SHOTS[-1])])
+    again = FewShot.open(method.save(tmp_path / "organ.ckpt"), backbone=emb.backbone)
+    assert again.extent == method.extent
+    predict = method.predict_slice
+    look_alike = np.zeros(emb.slice_shape, np.uint8)
+    look_alike[10:30, 10:30] = 1  # on slices 2 and 3, far below the organ (slices 14-50) and apart from it
+
+    asked = []
+
+    def get(z, get=emb.get):
+        asked.append(z)
+        return get(z)
+
+    monkeypatch.setattr(emb, "get", get)
+    monkeypatch.setattr(method, "predict_slice", lambda embedding, shape: look_alike if asked[-1] in (2, 3)
+                        else predict(embedding, shape))
+    monkeypatch.setattr(method, "boxes", False)
+    pred = run_task(method.segment(emb))
+    assert not pred[:4].any() and dice(pred > 0, organ > 0) > 0.85
+    monkeypatch.setattr(method, "extent", ("another image", method.extent[1]))
+    assert run_task(method.segment(emb))[2:4].sum() == 2 * look_alike.sum()  # another image: nothing dropped
 
 
 def test_target_embedding_is_the_masked_mean():

@@ -21,9 +21,9 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 from ..errors import SamedError
-from ..masks import dice, label_dtype, part_boxes
+from ..masks import dice, label_dtype, part_boxes, touching_slices
 from ..models.backbone import Backbone
-from ..models.cache import VolumeEmbeddings
+from ..models.cache import VolumeEmbeddings, content_hash
 from ..models.preprocess import SliceTransform, masks_to_grid
 from ..tasks import Progress, Task
 from ..training.loop import Stepper, TrainingStop
@@ -130,7 +130,9 @@ class FewShot(TrainedMethod):
     state_keys = ("labels", "targets", "decoder")
     schema = {"labels": checks.list_of(checks.whole(1), 1, MAX_LABELS, unique=True),
               "targets": checks.list_of(checks.tensor(2, 256), 1, MAX_LABELS), "decoder": checks.WEIGHTS,
-              "presence": checks.number(-1.0, 1.0), "boxes": checks.one_of(True, False)}
+              "presence": checks.number(-1.0, 1.0), "boxes": checks.one_of(True, False),
+              "extent": checks.optional(checks.items(checks.text, checks.list_of(
+                  checks.optional(checks.items(checks.whole(0), checks.whole(0))), 1, MAX_LABELS)))}
     prompts = ()
 
     def __init__(self, backbone: Backbone):
@@ -148,6 +150,10 @@ class FewShot(TrainedMethod):
         self.stopped: str | None = None
         self.checks: list[tuple[int, float]] = []
         self.continued = False
+        #: The labelled image (its content hash) and, per label, the first and last labelled slice holding it
+        #: (None: labelled nowhere). On that image, `segment` keeps only the parts that reach those slices.
+        self.extent: tuple[str, list[tuple[int, int] | None]] | None = None
+        self.within_extent = True
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, embeddings: VolumeEmbeddings, annotations: dict[int, np.ndarray], labels: Sequence[int] | None = None,
@@ -180,9 +186,13 @@ class FewShot(TrainedMethod):
         planes = np.stack([annotations[z] for z in slices])
         self.labels, self.window = labels, embeddings.window_rule
         self.targets = []
+        spans = []
         for value in labels:
             present = (planes == value).any(axis=(1, 2))
             self.targets.append(target_embeddings(emb[present], planes[present] == value).to(dev))
+            held = [z for z, p in zip(slices, present, strict=True) if p]
+            spans.append((int(held[0]), int(held[-1])) if held else None)
+        self.extent = (content_hash(embeddings.data), spans)
         emb = emb.to(dev)
         self.presence = calibrate_presence(self.targets)
         grid = torch.stack([masks_to_grid(planes == v, MASK_GRID) for v in labels], 1)
@@ -330,8 +340,8 @@ class FewShot(TrainedMethod):
         return np.asarray([0, *self.labels])[index]
 
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt] | None = None) -> Task[np.ndarray]:
-        """Task: the label volume of every slice (`predict_slice`, then `redraw` when `boxes`); prompts are not
-        used."""
+        """Task: the label volume of every slice (`predict_slice`, then `redraw` when `boxes`), then, on the
+        labelled image itself, `near_labelled_slices`; prompts are not used."""
         if self.decoder is None:
             raise SamedError("the few-shot decoder is not trained: train it or load a checkpoint")
         out = np.zeros(embeddings.data.shape, label_dtype(max(self.labels)))
@@ -340,14 +350,25 @@ class FewShot(TrainedMethod):
             if self.boxes:
                 out[z] = self.redraw(embeddings, z, out[z])
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
+        if self.within_extent and self.extent is not None and self.extent[0] == content_hash(embeddings.data):
+            self.near_labelled_slices(out)
         return out
+
+    def near_labelled_slices(self, out: np.ndarray) -> None:
+        """Remove, in place, each label's 3D parts that reach none of the slices from its first to its last
+        labelled one: a part far from what was labelled, not continued from it, is taken for a look-alike (the
+        other kidney, a vessel beyond the organ's end)."""
+        for value, span in zip(self.labels, self.extent[1], strict=True):
+            if span is not None:
+                mask = out == value
+                out[mask & ~touching_slices(mask, *span)] = 0
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict:
         """The decoder, tokens, target embeddings, labels, presence threshold and whether to redraw from boxes."""
         if self.decoder is None:
             raise SamedError("nothing to save: the few-shot decoder is not trained")
-        return {"presence": self.presence, "boxes": self.boxes, "labels": self.labels,
+        return {"presence": self.presence, "boxes": self.boxes, "labels": self.labels, "extent": self.extent,
                 "targets": [t.cpu() for t in self.targets],
                 "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()}}
 
@@ -360,6 +381,9 @@ class FewShot(TrainedMethod):
         method.labels, method.window = list(state["labels"]), state["window"]
         method.presence = float(state.get("presence", PRESENCE))
         method.boxes = bool(state.get("boxes", False))  # checkpoints before the choice: the regions as they are
+        if state.get("extent") is not None:
+            image, spans = state["extent"]
+            method.extent = (image, [None if s is None else (int(s[0]), int(s[1])) for s in spans])
         method.targets = [t.to(backbone.device) for t in state["targets"]]
         method.decoder = FewShotDecoder(backbone, len(method.labels)).to(backbone.device)
         load_weights(method.decoder, state["decoder"], f"few-shot checkpoint {path}")
