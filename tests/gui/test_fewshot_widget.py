@@ -81,6 +81,29 @@ def test_paint_train_cancel_suggest_retrain_segment_save_reload(make_napari_view
     assert not errors
 
 
+def test_a_slice_marked_empty_is_labelled_with_nothing_until_painted(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((6, 8, 8), np.float32), name="ct")
+    painted = viewer.add_labels(np.zeros((6, 8, 8), np.uint8), name="my labels")
+    widget = FewShotWidget(viewer)
+    widget.image.value, widget.labels.value = image, painted
+    painted.data[1, 2:4, 2:4] = 1
+    viewer.dims.set_current_step(0, 4)
+    widget.mark_empty()
+    assert widget.labelled_slices() == [1, 4] and widget.found.value.endswith("empty 4")
+    annotations = widget.annotations()
+    assert list(annotations) == [1, 4] and not annotations[4].any() and annotations[1].sum() == 4
+    viewer.dims.set_current_step(0, 1)
+    widget.mark_empty()  # a painted slice is not marked
+    assert "erase them" in widget.tasks.status.value and widget.empty_slices() == [4]
+    painted.data[4, 0, 0] = 1  # painting a marked slice: its labels count, the mark no longer does
+    assert widget.empty_slices() == [] and widget.labelled_slices() == [1, 4]
+    painted.data[4, 0, 0] = 0
+    viewer.dims.set_current_step(0, 4)
+    widget.mark_empty()  # pressed again: taken back
+    assert widget.labelled_slices() == [1] and widget.tasks.status.value == "slice 4 no longer marked empty"
+
+
 def test_bad_input_is_reported(make_napari_viewer, errors):
     viewer = make_napari_viewer()
     widget = FewShotWidget(viewer)

@@ -22,6 +22,9 @@ from .common import ModelFields, chosen_volume, layer_choices
 from .plots import ThemedPlot
 from .tasks import TaskRunner, wrapped_label
 
+#: A Labels layer's metadata entry: the slices its user marked as holding none of the structure.
+EMPTY_KEY = "napari_samed_empty_slices"
+
 if TYPE_CHECKING:
     import napari
 
@@ -109,6 +112,10 @@ class FewShotWidget(QWidget):
         self.found = wrapped_label("no labelled slices")
         self.train_button = PushButton(text="Train")
         self.suggest_button = PushButton(text="Suggest", tooltip="go to the slice to label next, and say why")
+        self.empty_button = PushButton(text="Nothing here",
+                                       tooltip="the current slice holds none of the structure: train on it as a "
+                                               "labelled slice without labels (e.g. a suggested slice where the "
+                                               "model drew something); press again to take it back")
         self.segment_button = PushButton(text="Segment volume")
         self.save_button = PushButton(text="Save model")
         self.load_button = PushButton(text="Load model")
@@ -118,7 +125,8 @@ class FewShotWidget(QWidget):
             self.image, self.labels, self.model, self.checkpoint, self.device, self.precision, self.window,
             self.budget, self.iterations, self.go_on, self.found,
             Container(widgets=[self.train_button, self.tasks.cancel_button], layout="horizontal", labels=False),
-            Container(widgets=[self.suggest_button, self.segment_button], layout="horizontal", labels=False),
+            Container(widgets=[self.suggest_button, self.empty_button, self.segment_button], layout="horizontal",
+                      labels=False),
             Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False),
             self.tasks.status,
         ])
@@ -129,6 +137,7 @@ class FewShotWidget(QWidget):
 
         self.train_button.clicked.connect(self.train)
         self.suggest_button.clicked.connect(self.suggest)
+        self.empty_button.clicked.connect(self.mark_empty)
         self.segment_button.clicked.connect(self.segment_volume)
         self.save_button.clicked.connect(lambda: self._ask_path(save=True))
         self.load_button.clicked.connect(lambda: self._ask_path(save=False))
@@ -170,19 +179,50 @@ class FewShotWidget(QWidget):
         data = np.asarray(layer.data)
         return np.flatnonzero(data.reshape(len(data), -1).any(axis=1))
 
+    def empty_slices(self) -> list[int]:
+        """The slices of the chosen Labels layer marked as holding nothing and still unpainted (the marks live in
+        the layer's metadata, and go with it)."""
+        layer = self.labels.value
+        if layer is None:
+            return []
+        painted = set(self.painted_slices().tolist())
+        return [z for z in layer.metadata.get(EMPTY_KEY, []) if z not in painted]
+
+    def labelled_slices(self) -> list[int]:
+        """Painted slices and slices marked empty, in order."""
+        return sorted({*self.painted_slices().tolist(), *self.empty_slices()})
+
     def annotations(self) -> dict[int, np.ndarray]:
-        """The painted slices of the chosen Labels layer: {slice index: a copy of its label plane}."""
+        """The labelled slices of the chosen Labels layer: {slice index: a copy of its label plane} (zeros for a
+        slice marked empty)."""
         data = np.asarray(self.labels.value.data) if self.labels.value is not None else None
-        return {int(z): data[z].copy() for z in self.painted_slices()}
+        return {int(z): data[z].copy() for z in self.labelled_slices()}
+
+    def mark_empty(self) -> None:
+        """Mark the current slice as holding none of the structure, or take the mark back."""
+        layer = self.labels.value
+        if layer is None:
+            self.tasks.status.value = "choose the Labels layer with your painted slices"
+            return
+        z = int(self.viewer.dims.current_step[0])
+        if z in self.painted_slices():
+            self.tasks.status.value = f"slice {z} has labels painted: erase them to mark it empty"
+            return
+        marked = self.empty_slices()
+        layer.metadata[EMPTY_KEY] = sorted(set(marked) ^ {z})
+        self.tasks.status.value = f"slice {z} {'no longer marked' if z in marked else 'marked'} empty"
+        self.update_found()
 
     def update_found(self, _event=None) -> None:
-        """Say which slices are painted, with which labels (read in place, no copies)."""
-        slices = self.painted_slices()
-        if not len(slices):
+        """Say which slices are labelled, with which labels (read in place, no copies)."""
+        slices, empty = self.painted_slices(), self.empty_slices()
+        if not len(slices) and not empty:
             self.found.value = "no labelled slices"
             return
         values = [int(v) for v in np.unique(np.asarray(self.labels.value.data)[slices]) if v]
-        self.found.value = f"slices {', '.join(map(str, slices))}\nlabels {', '.join(map(str, values))}"
+        found = f"slices {', '.join(map(str, slices))}\nlabels {', '.join(map(str, values))}" if len(slices) else \
+            "no painted slices"
+        self.found.value = found + (f"\nempty {', '.join(map(str, empty))}" if empty else "")
 
     @property
     def worker(self):
@@ -193,8 +233,8 @@ class FewShotWidget(QWidget):
         return chosen_volume(self.image, "few-shot training")
 
     def train(self) -> None:
-        """Fine-tune the decoder on the painted slices (a worker), going on from the current model when it has the
-        same labels and model; the current model stays until training is done."""
+        """Fine-tune the decoder on the labelled slices (painted, or marked empty; a worker), going on from the
+        current model when it has the same labels and model; the current model stays until training is done."""
         if not self.tasks.idle():
             return
         try:
@@ -204,9 +244,9 @@ class FewShotWidget(QWidget):
                 raise SamedError("choose the Labels layer with your painted slices")
             if labels.data.shape != image.data.shape:
                 raise SamedError(f"labels layer shape {labels.data.shape} does not match the image {image.data.shape}")
-            annotations = self.annotations()
-            if not annotations:
+            if not len(self.painted_slices()):
                 raise SamedError(f"nothing painted in {labels.name!r}: label a few slices first")
+            annotations = self.annotations()
         except SamedError as exc:
             show_error(str(exc))
             return
@@ -259,7 +299,7 @@ class FewShotWidget(QWidget):
         """Score the unlabelled slices with the trained model (a worker), then go to the one to label next."""
         if (image := self._image_with_model("train one first, then ask which slice to label next")) is None:
             return
-        method, labelled, cache_dir = self.method, [int(z) for z in self.painted_slices()], self.cache_dir
+        method, labelled, cache_dir = self.method, self.labelled_slices(), self.cache_dir
 
         def run():
             embeddings = method.embeddings(np.asarray(image.data), cache_dir)
