@@ -175,8 +175,9 @@ def test_help_and_usage_errors_import_no_torch():
 
     assert sorted(METHOD_NAMES) == sorted(METHODS)  # what the parser lists is the registry
     script = ("import sys\nfrom napari_samed.cli import main\n"
-              "for argv in (['--help'], ['segment', '--help'], ['segment'], ['benchmark', '--prompts', 'nope']):\n"
+              "for argv in (['--help'], ['segment', '--help'], ['segment'], ['benchmark', '--prompts', 'nope'],\n"
+              "             ['apply', '--help'], ['apply', 'x.ckpt']):\n"
               "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-              "print('loaded:', [m for m in ('torch', 'monai') if m in sys.modules])")
+              "print('loaded:', [m for m in ('torch', 'monai', 'dask', 'distributed') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.strip().endswith("loaded: []"), done.stdout[-300:] + done.stderr[-300:]

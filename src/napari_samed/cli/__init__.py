@@ -1,7 +1,7 @@
 """The ``napari-samed`` command: the widgets' operations, headless.
 
 Coordinates are voxel indices of the (z, y, x) view the reader produces (``napari_samed.io``). Each command's
-parser and its run function live in a small module (`segment`, `train`, `benchmark`, `tools`); the parser sets
+parser and its run function live in a small module (`segment`, `train`, `benchmark`, `apply`, `tools`); the parser sets
 ``run``.
 """
 
@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import SamedError
-from . import benchmark, segment, tools, train
+from . import apply, benchmark, segment, tools, train
 from .options import EXIT_BAD_INPUT, Parser, warn
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
@@ -26,6 +26,7 @@ def build_parser() -> Parser:
     tools.add_parsers(sub)
     train.add_parser(sub)
     benchmark.add_parser(sub)
+    apply.add_parser(sub)
     return parser
 
 
