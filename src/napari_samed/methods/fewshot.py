@@ -26,7 +26,7 @@ from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings, content_hash
 from ..models.preprocess import SliceTransform, masks_to_grid
 from ..tasks import Progress, Task
-from ..training.loop import Stepper, TrainingStop
+from ..training.loop import BestState, Stepper, TrainingStop
 from . import checkpoint_checks as checks
 from .base import register
 from .prompts import Prompt
@@ -163,9 +163,10 @@ class FewShot(TrainedMethod):
         """Task: fine-tune on ``annotations`` ({slice index: label slice}); returns the loss per step.
 
         Training stops by itself (`stop_rule`: the labelled slices learnt, no more progress on them, ``budget``
-        seconds spent, or `MAX_STEPS`); ``iterations`` asks for exactly that many steps instead. `stopped` says
-        why it stopped and `checks` holds (step, DSC on the labelled slices) of every check. A run is the start
-        of any longer run with the same seed, batch and learning rate.
+        seconds spent, or `MAX_STEPS`) and keeps the checked model that fitted the labelled slices best;
+        ``iterations`` asks for exactly that many steps instead, and keeps the last. `stopped` says why it stopped
+        (and which step's model it kept) and `checks` holds (step, DSC on the labelled slices) of every check. A
+        run's steps are the start of any longer run's with the same seed, batch and learning rate.
 
         ``labels`` are the label values to learn (default: every value found). A labelled slice without a label
         teaches the decoder that label's absence there. ``start``, an earlier model of the same backbone and
@@ -211,6 +212,7 @@ class FewShot(TrainedMethod):
         epochs = rule.max_steps * batch // shots + 1
         order = torch.cat([torch.randperm(shots, generator=generator) for _ in range(epochs)])
         losses, self.checks, self.stopped = [], [], None
+        best, best_step = BestState(self.decoder), 0  # stopping by itself, it keeps the best checked model
         clock = time.perf_counter()
         while self.stopped is None:
             pick = order[len(losses) * batch:(len(losses) + 1) * batch].to(dev)  # every shot equally often
@@ -225,12 +227,17 @@ class FewShot(TrainedMethod):
             if self.stopped and score is None:  # stopped by the clock between checks: the curve's last point
                 score = self.fit_score(emb, truth)
                 self.checks.append((steps, score))
+            if score is not None and best.offer(score):
+                best_step = steps
             # the bar's end: the steps the budget allows at this pace, until the run stops
             planned = steps if self.stopped else rule.max_steps if rule.budget is None else \
                 min(rule.max_steps, max(steps + 1, round(steps * rule.budget / max(seconds, 1e-3))))
             fit = f", labelled slices DSC {self.checks[-1][1]:.3f}" if self.checks else ""
             yield Progress(to_embed + steps, to_embed + planned, f"step {steps}, loss {losses[-1]:.4f}{fit}",
                            losses[-1], score=score)
+        if iterations is None and best_step != len(losses):
+            best.restore()
+            self.stopped += f"; kept step {best_step}'s model ({best.score:.3f})"
         self.decoder.eval()
         self.boxes = self.prefers_boxes(embeddings, annotations)
         return losses
