@@ -33,8 +33,9 @@ Metrics, per structure:
   over the unlabelled slices that hold the structure, ``fewshot_outside_voxels``, the voxels predicted on
   the slices that do not, ``fewshot_steps`` and ``fewshot_stopped`` (the steps trained and why it stopped),
   ``fewshot_boxes`` (whether it redraws from boxes), ``fewshot_free`` (``fewshot`` without the rule that
-  keeps only the parts reaching the labelled slices' range, `FewShot.near_labelled_slices`) and
-  ``fewshot_segment_s``, `FewShot.segment`'s seconds per slice.
+  keeps only the parts reaching the labelled slices' range, `FewShot.near_labelled_slices`), ``fewshot_last``
+  (when training kept an earlier step's model: ``fewshot`` of the last step's) and ``fewshot_segment_s``,
+  `FewShot.segment`'s seconds per slice.
 
 ``--brain-window`` (side experiment): MR entries use the 0.5-99.5 percentiles of the voxels inside the brain
 mask file as their window instead of ``auto``.
@@ -43,6 +44,7 @@ mask file as their window instead of ``auto``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -51,6 +53,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
+from unittest import mock
 
 import numpy as np
 import torch
@@ -61,6 +64,7 @@ from napari_samed.masks import deepest_point, dice, mask_bbox
 from napari_samed.methods import BoxPrompt3D, FewShot, ObjectPrompt3D, SlicePrompt, ZeroShot, run_task
 from napari_samed.models import VolumeEmbeddings, load_backbone
 from napari_samed.models.preprocess import MR_PERCENTILES, resolve_window
+from napari_samed.training.loop import BestState
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("SAMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -230,14 +234,25 @@ def run_structure(entry: Entry, methods, backbone, cache, root: Path, margin: in
             row["fewshot_note"] = f"skipped: the structure spans {len(zs)} < {SHOTS} slices"
         else:
             shots = spread(zs)
-            method, start = FewShot(backbone), time.perf_counter()
-            losses = run_task(method.fit(emb, {z: ref[z].astype(np.uint8) for z in shots}, seed=0))
+            others = [z for z in range(len(ref)) if z not in shots]
+            method, start, last = FewShot(backbone), time.perf_counter(), {}
+
+            def keep_last(best, restore=BestState.restore):  # the last step's model, for ``fewshot_last``
+                last["state"] = copy.deepcopy(best.module.state_dict())
+                restore(best)
+
+            with mock.patch.object(BestState, "restore", keep_last):
+                losses = run_task(method.fit(emb, {z: ref[z].astype(np.uint8) for z in shots}, seed=0))
             row["fewshot_train_s"] = time.perf_counter() - start
             start = time.perf_counter()
             pred = run_task(method.segment(emb)) > 0
+            if "state" in last:  # an earlier step's model was kept: score the last one too
+                kept = copy.deepcopy(method.decoder.state_dict())
+                method.decoder.load_state_dict(last["state"])
+                row["fewshot_last"] = dice((run_task(method.segment(emb)) > 0)[others], ref[others])
+                method.decoder.load_state_dict(kept)
             row.update(fewshot_segment_s=(time.perf_counter() - start) / len(ref), fewshot_steps=len(losses),
                        fewshot_stopped=method.stopped, fewshot_boxes=method.boxes)
-            others = [z for z in range(len(ref)) if z not in shots]
             inside = [z for z in others if ref[z].any()]
             method.within_extent = False  # the same model without the labelled extent's rule
             raw = run_task(method.segment(emb)) > 0
