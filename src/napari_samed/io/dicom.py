@@ -5,7 +5,7 @@ coordinates, where X and Y are the row and column directions of ImageOrientation
 PixelSpacing; the slices stack along the normal X × Y. The image made here stores that grid as (c, r, slice) with
 the affine turned to NIfTI's R, A, S, so `readers` shows it in the same (z, y, x) view as the converted NIfTI file
 and writes label volumes as NIfTI that overlay the series. Segmentation objects (DICOM SEG, `dicom_seg`) are told
-apart from images here and left out of the series; `find_series` and `series_grid` give them the grid of the
+apart from images here and left out of the series; `find_series` and `series_headers` give them the grid of the
 series they reference.
 """
 
