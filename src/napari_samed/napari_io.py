@@ -1,4 +1,5 @@
-"""npe2 reader, writer and sample contributions: layers carry the source `Geometry` in their metadata."""
+"""npe2 reader, writer and sample contributions: layers carry the source `Geometry` in their metadata, and
+result layers the method that made them (named in the DICOM SEG they are saved as)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .io.volume import default_affine
 from .sample_data import SAMPLES, Sample
 
 GEOMETRY_KEY = "napari_samed_geometry"
+METHOD_KEY = "napari_samed_method"
 
 
 def _viewer_images():
@@ -32,7 +34,8 @@ def writer_geometry(path: str, shape: tuple[int, ...], meta: dict) -> Geometry:
     A plugin result carries its source image's geometry. A layer the user made in napari has none: it takes the
     geometry of the image layer it was drawn on (same shape and scale, opened from a file by this plugin). TIFF
     stores only the (z, y, x) view and its spacing, so the layer's scale is enough there; NIfTI needs the source's
-    orientation, and without it the file is refused instead of written misplaced.
+    orientation and a DICOM SEG the source's series, and without them the file is refused instead of written
+    misplaced.
     """
     own = meta.get("metadata", {}).get(GEOMETRY_KEY)
     if own is not None and tuple(own.shape) == tuple(shape):
@@ -47,19 +50,23 @@ def writer_geometry(path: str, shape: tuple[int, ...], meta: dict) -> Geometry:
         return Geometry(tuple(shape), scale, default_affine(scale))
     why = ("several open images of that shape and scale have different orientations" if drawn_on else
            "no open image of that shape and scale was read from a NIfTI file or DICOM series")
-    raise SamedError(f"cannot place this Labels layer (shape {tuple(shape)}, scale {scale}) in a NIfTI file: it "
+    kind = "a NIfTI file" if volume_format(path) == "nifti" else "a DICOM SEG"
+    raise SamedError(f"cannot place this Labels layer (shape {tuple(shape)}, scale {scale}) in {kind}: it "
                      f"is not a napari-samed result and {why}. Open its source image in napari first (or close the "
                      f"others), or save it as TIFF")
 
 
-def geometry_metadata(layer) -> dict:
-    """Metadata for a result layer of ``layer``: its source geometry, when it has one (for the writer)."""
-    return {GEOMETRY_KEY: layer.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in layer.metadata else {}
+def geometry_metadata(layer, method: str) -> dict:
+    """Metadata for a result layer of ``layer`` made by ``method``: its source geometry, when it has one, and the
+    method (for the writer)."""
+    geometry = {GEOMETRY_KEY: layer.metadata[GEOMETRY_KEY]} if GEOMETRY_KEY in layer.metadata else {}
+    return {**geometry, METHOD_KEY: method}
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
-    """npe2 reader hook: NIfTI and TIFF volumes and DICOM series (a folder holding DICOM files, or one ``.dcm``
-    file), shown in the plugin's (z, y, x) view with their spacing. None for other folders, for other readers."""
+    """npe2 reader hook: NIfTI and TIFF volumes, DICOM series (a folder holding DICOM files, or one ``.dcm``
+    file) and DICOM SEG files (as labels), shown in the plugin's (z, y, x) view with their spacing. None for other
+    folders, for other readers."""
     if isinstance(path, list):
         return None
     if Path(path).is_dir():
@@ -75,7 +82,8 @@ def read_layers(path: str) -> list[tuple]:
         name = Path(path).name.split(".")[0]
     kwargs = {"name": name, "scale": volume.spacing,
               "metadata": {GEOMETRY_KEY: volume.geometry}}
-    return [(volume.data, kwargs, "labels" if _looks_like_labels(volume.data) else "image")]
+    labels = volume.meta.get("format") == "seg" or _looks_like_labels(volume.data)
+    return [(volume.data, kwargs, "labels" if labels else "image")]
 
 
 def _looks_like_labels(data: np.ndarray) -> bool:
@@ -87,9 +95,11 @@ def _looks_like_labels(data: np.ndarray) -> bool:
 
 
 def write_labels_layer(path: str, data: np.ndarray, meta: dict) -> list[str]:
-    """npe2 writer hook: a Labels layer to NIfTI or TIFF in its source image's geometry."""
+    """npe2 writer hook: a Labels layer to NIfTI or TIFF in its source image's geometry, or to a DICOM SEG of its
+    source DICOM series."""
+    method = meta.get("metadata", {}).get(METHOD_KEY)
     try:
-        return [str(write_labels(np.asarray(data), path, writer_geometry(path, np.shape(data), meta)))]
+        return [str(write_labels(np.asarray(data), path, writer_geometry(path, np.shape(data), meta), method))]
     except SamedError as exc:
         raise ValueError(str(exc)) from exc
 

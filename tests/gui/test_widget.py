@@ -18,7 +18,7 @@ from napari_samed.methods import CoTrain, FewShot, Promise, SlicePrompt, run_tas
 from napari_samed.methods.fewshot import FewShotDecoder
 from napari_samed.methods.promise import CPU
 from napari_samed.models import VolumeEmbeddings, load_backbone
-from napari_samed.napari_io import GEOMETRY_KEY
+from napari_samed.napari_io import GEOMETRY_KEY, METHOD_KEY
 from napari_samed.phantom import LESION, make_phantom
 from napari_samed.tasks import Progress
 from napari_samed.training import parse_structures
@@ -80,6 +80,7 @@ def test_box_then_second_object_then_undo(qtbot, setup, tmp_path):
     _finish(qtbot, widget)
     result = widget.result_layer(image)
     assert dice(result.data[Z] == 1, organ) >= 0.90
+    assert result.metadata[METHOD_KEY] == "zero-shot"  # named in a DICOM SEG it is saved as
     assert not result.data[:Z].any()
     assert widget.fields.machine.value.startswith("cpu, ")  # what the model ran on, in the model section
     before = result.data[Z].copy()

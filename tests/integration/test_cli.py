@@ -6,21 +6,23 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import tifffile
-from conftest import ROOT, SAMPLE, run
+from conftest import ROOT, SAMPLE, SHARED_DATA, run
 from scipy import ndimage
 
 from napari_samed import Volume, read_volume, write_labels
 from napari_samed.cli import main
 from napari_samed.evaluation import evaluate_masks
-from napari_samed.io import write_volume
+from napari_samed.io import read_labels, write_volume
 from napari_samed.masks import dice
 from napari_samed.masks import mask_bbox as bbox
 from napari_samed.methods import ZeroShot, group_prompts, run_task
 from napari_samed.models import VolumeEmbeddings
 
 SAMPLE_LABELS = ROOT / "sample_data" / "sample_ct_labels.nii.gz"
+CT_DIR = SHARED_DATA / "dicom_ct_3slice"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,24 @@ def test_segment_tiff_and_evaluate(capsys, tmp_path, small, cache_dir):
     assert result["dsc"] > 0.9
     code, stdout, _ = _run(capsys, "evaluate", labels, labels, "--label", "2")
     assert json.loads(stdout)["dsc"] == 1.0
+
+
+@pytest.mark.skipif(not (CT_DIR / "liver.dcm").is_file(), reason=f"the DICOM CT series and its SEG are not in {CT_DIR}")
+def test_segment_a_dicom_series_to_a_seg_and_evaluate_it_against_the_reference_seg(capsys, tmp_path, cache_dir):
+    liver = read_labels(CT_DIR / "liver.dcm").data > 0
+    box = ",".join(map(str, (1, *bbox(liver[1]))))
+    for name in ("liver.dcm", "liver.nii.gz", "liver.dcm"):  # the second SEG replaces the first: it is ours
+        code, stdout, _ = _run(capsys, "segment", CT_DIR / "series", "-o", tmp_path / name, "--box", box,
+                               "--cache", cache_dir)
+        assert code == 0 and stdout.strip() == str(tmp_path / name)
+    seg = read_labels(tmp_path / "liver.dcm")
+    np.testing.assert_array_equal(seg.data, read_labels(tmp_path / "liver.nii.gz").data)
+    assert np.flatnonzero(seg.data.any(axis=(1, 2))).tolist() == [1] and dice(seg.data[1] > 0, liver[1]) > 0.85
+    ds = pydicom.dcmread(tmp_path / "liver.dcm")
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == read_volume(CT_DIR / "series").meta["series"]
+    assert ds.SegmentSequence[0].SegmentAlgorithmName == "napari-samed zero-shot lite-medsam"
+    code, stdout, _ = _run(capsys, "evaluate", tmp_path / "liver.dcm", CT_DIR / "liver.dcm")
+    assert code == 0 and json.loads(stdout)["dsc"] == pytest.approx(dice(seg.data > 0, liver))
 
 
 def test_embed_fills_the_cache(capsys, tmp_path, small):

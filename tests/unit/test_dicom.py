@@ -24,6 +24,7 @@ def write_series(folder, stored, positions=None, orientation=AXIAL, pixel_spacin
     """One file per slice of ``stored`` (slice, row, column), at ``positions`` (default 2 mm apart along z)."""
     folder.mkdir(exist_ok=True)
     uid = uid or generate_uid()
+    study, frame = generate_uid(), generate_uid()
     positions = [(0.0, 0.0, 2.0 * k) for k in range(len(stored))] if positions is None else positions
     paths = []
     for k, (pixels, position) in enumerate(zip(stored, positions, strict=True)):
@@ -32,7 +33,7 @@ def write_series(folder, stored, positions=None, orientation=AXIAL, pixel_spacin
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.SOPClassUID = CTImageStorage if modality == "CT" else MRImageStorage
         ds.SOPInstanceUID = generate_uid()
-        ds.SeriesInstanceUID = uid
+        ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.FrameOfReferenceUID = uid, study, frame
         ds.Modality, ds.SeriesDescription, ds.InstanceNumber = modality, description, k + 1
         ds.ImagePositionPatient = list(position)
         ds.ImageOrientationPatient = list(orientation)
@@ -181,14 +182,15 @@ def test_napari_reader_takes_dicom_folders_and_files_only_and_its_labels_save_as
     np.testing.assert_array_equal(read_volume(out).data, labels)
 
 
-def test_labels_of_a_dicom_series_save_as_nifti_or_tiff_not_dicom(tmp_path):
+def test_labels_of_a_dicom_series_save_as_nifti_or_tiff_and_images_not_as_dicom(tmp_path):
     write_series(tmp_path / "ct", stored_values())
     volume = read_volume(tmp_path / "ct")
     assert volume_format(tmp_path / "ct") == "dicom"
     labels = (volume.data > volume.data.mean()).astype(np.uint8)
     for name in ("seg.nii.gz", "seg.tif"):
         np.testing.assert_array_equal(read_volume(write_labels(labels, tmp_path / name, volume)).data, labels)
-    with pytest.raises(SamedError, match="does not write DICOM"):
-        write_labels(labels, tmp_path / "seg.dcm", volume)
+    with pytest.raises(SamedError, match="writes DICOM only as segmentations"):
+        write_volume(volume.data, tmp_path / "ct.dcm", volume)
+    assert not (tmp_path / "ct.dcm").exists()
     assert output_path(tmp_path / "seg", tmp_path / "ct").name == "seg.nii.gz"
     assert output_path(tmp_path / "seg.tif", tmp_path / "ct").name == "seg.tif"

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("image", type=options.path, metavar="IMAGE",
                    help="NIfTI (.nii, .nii.gz) or TIFF volume, or a DICOM series (its folder, or one of its files)")
     p.add_argument("-o", "--output", type=options.path, required=True, metavar="OUT",
-                   help="label volume to write, in IMAGE's format and geometry (NIfTI for a DICOM series)")
+                   help="label volume to write, in IMAGE's format and geometry (NIfTI for a DICOM series, or a "
+                        "DICOM SEG of it: OUT.dcm)")
     p.add_argument("--method", choices=METHOD_NAMES,
                    help="segmentation method (default zero-shot, or the --trained model's)")
     p.add_argument("--trained", type=options.path, metavar="CKPT",
@@ -87,9 +88,12 @@ def output_path(out: Path, image: Path) -> Path:
         fmt = volume_format(out)
     except SamedError:
         return out.with_name(out.name + (".tif" if source == "tiff" else ".nii.gz"))
-    if fmt == "dicom":
-        raise SamedError(f"OUT {out}: napari-samed does not write DICOM; give a .nii.gz (or .tif) name")
-    if fmt != source and source != "dicom":  # labels of a DICOM series: NIfTI keeps its geometry, TIFF its spacing
+    if fmt in ("dicom", "seg") and source != "dicom":
+        raise SamedError(f"OUT {out}: a DICOM SEG needs a DICOM series as IMAGE, and {image} is "
+                         f"{'a DICOM SEG' if source == 'seg' else source.upper()}; give a "
+                         f"{'.tif' if source == 'tiff' else '.nii.gz'} name")
+    # labels of a DICOM series: NIfTI keeps its geometry, TIFF its spacing, a DICOM SEG references its files
+    if fmt != source and source != "dicom":
         raise SamedError(f"OUT {out} must have the format of IMAGE {image} ({source.upper()})")
     return out
 
@@ -133,6 +137,6 @@ def run(args) -> int:
             labels, objects = run_task(method.segment(embeddings, prompts), update), []
     for obj in objects:
         print(obj.describe(), file=sys.stderr)
-    write_labels(labels, out, volume)
+    write_labels(labels, out, volume, method_cls.name if trained else f"{method_cls.name} {backbone.name}")
     print(out)
     return 0

@@ -238,7 +238,7 @@ class CompareWidget(QWidget):
             layer = self.layers.get(name)
             if layer is None or layer not in self.viewer.layers:
                 self.layers[name] = self.viewer.add_labels(result.labels, name=name, scale=image.scale,
-                                                           metadata=geometry_metadata(image))
+                                                           metadata=geometry_metadata(image, name))
             else:
                 layer.data = result.labels
         self.volume_rows = volume_rows

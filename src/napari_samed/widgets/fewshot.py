@@ -334,7 +334,8 @@ class FewShotWidget(QWidget):
         if name in self.viewer.layers and isinstance(self.viewer.layers[name], Labels):
             self.viewer.layers[name].data = labels
         else:
-            self.viewer.add_labels(labels, name=name, scale=image.scale, metadata=geometry_metadata(image))
+            self.viewer.add_labels(labels, name=name, scale=image.scale,
+                                    metadata=geometry_metadata(image, "fewshot"))
         self.tasks.status.value = f"segmented {labels.shape[0]} slices"
 
     def save_model(self, path: str) -> None:

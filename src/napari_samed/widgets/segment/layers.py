@@ -46,7 +46,7 @@ def add_result_layer(viewer: napari.viewer.Viewer, image: Image, labels: np.ndar
     selected."""
     active = viewer.layers.selection.active
     layer = viewer.add_labels(labels, name=f"{image.name} segmentation", scale=image.scale,
-                              metadata=geometry_metadata(image), colormap=colors)
+                              metadata=geometry_metadata(image, "zero-shot"), colormap=colors)
     layer.selected_label = label
     if active is not None:
         viewer.layers.selection.active = active  # napari selects a new layer: keep the user's
