@@ -75,10 +75,11 @@ def main() -> None:
     settle(segment)
 
     segment.auto.value = False  # a box on each slice of each structure, for the comparison's volume metrics
-    for z, label in zip(*np.nonzero([[(labels[z] == k).any() for k in (AORTA, T12)] for z in range(len(labels))])):
-        if (z, label + 1) != (Z, T12):
-            y0, x0, y1, x1 = mask_bbox(labels[z] == label + 1)
-            boxes.add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
+    for z in range(len(labels)):
+        for label in (AORTA, T12):
+            if (labels[z] == label).any() and (z, label) != (Z, T12):
+                y0, x0, y1, x1 = mask_bbox(labels[z] == label)
+                boxes.add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
     compare.image.value = image
     compare.reference.value = viewer.layers["chest CT reference"]
     compare.compare()
