@@ -1,10 +1,12 @@
 """DICOM series reading: a real CT series against pydicom directly, and synthetic series for geometry and refusals."""
 
+import re
+
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, refused
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -117,7 +119,7 @@ def test_mr_without_rescale_keeps_its_stored_values(tmp_path):
     np.testing.assert_array_equal(volume.data, stored)
 
 
-def test_two_series_in_a_folder_are_refused_and_one_file_chooses(tmp_path):
+def test_two_series_in_a_folder_are_refused_and_one_file_chooses(capsys, tmp_path):
     first = write_series(tmp_path, stored_values(), description="arterial")
     second = write_series(tmp_path, stored_values() + 7, description="venous")
     with pytest.raises(SamedError) as err:
@@ -128,6 +130,7 @@ def test_two_series_in_a_folder_are_refused_and_one_file_chooses(tmp_path):
         assert pydicom.dcmread(paths[0]).SeriesInstanceUID in message
     assert "'arterial'" in message and "'venous'" in message
     np.testing.assert_array_equal(read_volume(second[1]).data, stored_values() + 7 - 1024)
+    segment_is_refused(capsys, tmp_path, "2 DICOM series")
 
 
 @pytest.mark.parametrize("case, message", [
@@ -137,7 +140,7 @@ def test_two_series_in_a_folder_are_refused_and_one_file_chooses(tmp_path):
     ("mixed sizes", r"mixes slice sizes \(rows×columns: 5×6 \(4 files\), 6×5 \(1 file\)\)"),
     ("truncated", "im02.dcm: truncated or corrupt DICOM file"),
 ])
-def test_irregular_series_are_refused(tmp_path, case, message):
+def test_irregular_series_are_refused(capsys, tmp_path, case, message):
     stored, positions, orientation = stored_values(), [(0.0, 0.0, 2.0 * k) for k in range(4)], AXIAL
     if case == "missing slice":
         positions[3] = (0.0, 0.0, 8.0)
@@ -156,12 +159,22 @@ def test_irregular_series_are_refused(tmp_path, case, message):
         read_volume(tmp_path)
     assert "\n" not in str(err.value)
     assert all(p.is_file() for p in paths)
+    segment_is_refused(capsys, tmp_path, message)
 
 
-def test_folder_without_dicom_is_refused(tmp_path):
+def segment_is_refused(capsys, series, message):
+    """``segment`` on ``series`` ends in one line that says ``message`` (a regex), exit status 2, no file written."""
+    out = series / "out"
+    err = refused(capsys, "segment", series, "-o", out / "labels.nii.gz", "--box", "1,1,1,3,4", "--cache",
+                  series.parent / f"{series.name}-cache", message="")
+    assert re.search(message, err) and not (out.exists() and any(out.iterdir()))  # its folder, checked, is empty
+
+
+def test_folder_without_dicom_is_refused(capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("no images here")
     with pytest.raises(SamedError, match="holds no DICOM files"):
         read_volume(tmp_path)
+    segment_is_refused(capsys, tmp_path, "holds no DICOM files|no such file")
     with pytest.raises(SamedError, match="no such file"):
         read_volume(tmp_path / "missing.dcm")
 
