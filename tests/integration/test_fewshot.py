@@ -44,9 +44,9 @@ def test_regions_are_redrawn_from_boxes_when_that_matches_the_labelled_slices_be
     method, emb, organ, _, _ = trained
     shots = {z: organ[z] for z in SHOTS}
     monkeypatch.setattr(method, "redraw", lambda embeddings, z, plane: np.zeros_like(plane))
-    assert not method.prefers_boxes(emb, shots)
+    assert not method.prefers_boxes([(emb, shots)])
     monkeypatch.setattr(method, "redraw", lambda embeddings, z, plane: organ[z].astype(plane.dtype))  # a perfect redraw
-    assert method.prefers_boxes(emb, shots)
+    assert method.prefers_boxes([(emb, shots)])
     monkeypatch.undo()
     z = SHOTS[0] + 3
     plane = method.predict_slice(emb.get(z), emb.slice_shape)
@@ -58,9 +58,10 @@ def test_regions_are_redrawn_from_boxes_when_that_matches_the_labelled_slices_be
 
 def test_parts_far_from_the_labelled_slices_are_dropped_on_the_labelled_image_only(trained, monkeypatch, tmp_path):
     method, emb, organ, _, _ = trained
-    assert method.extent == (content_hash(emb.data), [(SHOTS[0], SHOTS[-1])])
+    assert method.extent == {content_hash(emb.data): [(SHOTS[0], SHOTS[-1])]}
+    assert method.sources == {content_hash(emb.data): SHOTS}
     again = FewShot.open(method.save(tmp_path / "organ.ckpt"), backbone=emb.backbone)
-    assert again.extent == method.extent
+    assert again.extent == method.extent and again.sources == method.sources
     predict = method.predict_slice
     look_alike = np.zeros(emb.slice_shape, np.uint8)
     look_alike[10:30, 10:30] = 1  # on slices 2 and 3, far below the organ (slices 14-50) and apart from it
@@ -77,7 +78,7 @@ def test_parts_far_from_the_labelled_slices_are_dropped_on_the_labelled_image_on
     monkeypatch.setattr(method, "boxes", False)
     pred = run_task(method.segment(emb))
     assert not pred[:4].any() and dice(pred > 0, organ > 0) > 0.85
-    monkeypatch.setattr(method, "extent", ("another image", method.extent[1]))
+    monkeypatch.setattr(method, "extent", {"another image": [(SHOTS[0], SHOTS[-1])]})
     assert run_task(method.segment(emb))[2:4].sum() == 2 * look_alike.sum()  # another image: nothing dropped
 
 
@@ -169,6 +170,35 @@ def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
            "--slices", "2,99"]
     assert main(bad) == 2
     assert "slice 99 is outside the volume" in capsys.readouterr().err
+
+
+def test_slices_of_two_images_train_one_model_that_segments_a_third(capsys, tmp_path, cache_dir):
+    from napari_samed import read_volume, write_labels
+    from napari_samed.io import write_volume
+    from napari_samed.phantom import make_phantom
+
+    files, organs = [], []
+    for seed in (1, 2, 3):
+        volume, labels = make_phantom(seed, (12, 256, 256), (5.0, 1.0, 1.0))
+        organs.append(labels > 0)
+        files.append((write_volume(volume.data, tmp_path / f"ct{seed}.nii.gz", volume),
+                      write_labels(organs[-1].astype(np.uint8), tmp_path / f"labels{seed}.nii.gz", volume)))
+    slices = [np.flatnonzero(organ.any(axis=(1, 2)))[[1, 4, -2]].tolist() for organ in organs[:2]]
+    ckpt = tmp_path / "two.ckpt"
+    args = ["train", "fewshot", *files[0], "--slices", ",".join(map(str, slices[0])), "--also", *files[1],
+            ",".join(map(str, slices[1])), "-o", ckpt, "--iterations", "60", "--cache", cache_dir]
+    assert main([str(a) for a in args]) == 0, capsys.readouterr().err
+    method = FewShot.open(ckpt)
+    hashes = [content_hash(read_volume(image).data) for image, _ in files]
+    assert method.sources == {hashes[0]: slices[0], hashes[1]: slices[1]} and set(method.extent) == set(hashes[:2])
+    out = tmp_path / "third.nii.gz"
+    assert main(["segment", str(files[2][0]), "--trained", str(ckpt), "-o", str(out), "--cache",
+                 str(cache_dir)]) == 0
+    assert dice(read_volume(out).data > 0, organs[2]) > 0.8  # an image it never saw
+    bad = [*args[:-6], "-o", tmp_path / "bad.ckpt"]
+    bad[bad.index("--also") + 3] = "1,99"
+    assert main([str(a) for a in bad]) == 2
+    assert "slice 99 is outside the volume (0..11) of" in capsys.readouterr().err
 
 
 def test_presence_threshold_follows_how_much_the_shots_differ():

@@ -35,10 +35,13 @@ def add_fewshot(train) -> None:
                              "longer improve (default 30)")
     length.add_argument("--iterations", type=options.positive_int("--iterations"),
                         help="exactly this many optimiser steps instead of stopping by itself")
+    p.add_argument("--also", nargs=3, action="append", default=[], metavar=("IMAGE", "LABELS", "Z1,Z2,..."),
+                   help="another image, its label volume and its labelled slices to train on too; repeat for more "
+                        "(their window must be IMAGE's)")
     p.add_argument("--init", type=options.path, metavar="CKPT",
                    help="start from this few-shot model (the last one, before more slices were labelled)")
     p.add_argument("--suggest", type=options.positive_int("--suggest"), metavar="K",
-                   help="then print the K slices to label next (embeds the whole volume)")
+                   help="then print the K slices of IMAGE to label next (embeds the whole volume)")
     options.add_model(p)
     p.set_defaults(run=run_fewshot)
 
@@ -96,29 +99,41 @@ def crop_side(text: str) -> int:
     return options.positive_int("--crop", MIN_CROP)(text)
 
 
-def run_fewshot(args) -> int:
+def labelled_image(image, labels, slices):
+    """IMAGE's volume and {slice: labels} of LABELS' ``slices``, checked to match."""
     from ..io import read_labels, read_volume
+
+    volume, found = read_volume(image), read_labels(labels)
+    if found.shape != volume.shape:
+        raise SamedError(f"{labels} shape {found.shape} does not match {image} shape {volume.shape}")
+    bad = [z for z in slices if not 0 <= z < volume.shape[0]]
+    if bad:
+        raise SamedError(f"slice {bad[0]} is outside the volume (0..{volume.shape[0] - 1}) of {image}")
+    return volume, {z: found.data[z].copy() for z in slices}
+
+
+def run_fewshot(args) -> int:
     from ..methods import FewShot, suggest
     from ..methods.fewshot import BUDGET
+    from ..models import VolumeEmbeddings
     from ..tasks import run_task
 
-    options.checkpoint_output(args, FewShot, [args.image, args.labels, args.checkpoint])
-    volume = read_volume(args.image)
-    labels = read_labels(args.labels)
-    if labels.shape != volume.shape:
-        raise SamedError(f"LABELS shape {labels.shape} does not match IMAGE shape {volume.shape}")
-    bad = [z for z in args.slices if not 0 <= z < volume.shape[0]]
-    if bad:
-        raise SamedError(f"slice {bad[0]} is outside the volume (0..{volume.shape[0] - 1})")
-    annotations = {z: labels.data[z].copy() for z in args.slices}
-    del labels
+    others = [(options.path(image), options.path(labels), options.int_list("--also")(slices))
+              for image, labels, slices in args.also]
+    options.checkpoint_output(args, FewShot, [args.image, args.labels, args.checkpoint,
+                                              *(p for image, labels, _ in others for p in (image, labels))])
+    volume, annotations = labelled_image(args.image, args.labels, args.slices)
     backbone, embeddings = options.embeddings(args, volume)
+    every = [(embeddings, annotations)]
+    for image, labels, slices in others:
+        other, labelled = labelled_image(image, labels, slices)
+        every.append((VolumeEmbeddings(other, backbone, args.window or "auto", args.cache), labelled))
     start = FewShot.open(args.init, backbone=backbone) if args.init else None
     method = FewShot(backbone)
     bar, update = options.progress_bar("train fewshot", "step")
     with bar:
-        losses = run_task(method.fit(embeddings, annotations, args.label_values, args.iterations,
-                                     args.budget or BUDGET, start=start), update)
+        losses = run_task(method.fit([e for e, _ in every], [a for _, a in every], args.label_values,
+                                     args.iterations, args.budget or BUDGET, start=start), update)
     method.save(args.output)
     if start is not None:
         print(f"napari-samed: went on from {args.init}" if method.continued else

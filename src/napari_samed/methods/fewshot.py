@@ -81,6 +81,16 @@ def calibrate_presence(targets: Sequence[torch.Tensor], margin: float = 0.1) -> 
     return threshold
 
 
+def labelled_volumes(embeddings: VolumeEmbeddings | Sequence[VolumeEmbeddings],
+                     annotations: dict | Sequence[dict]) -> list[tuple[VolumeEmbeddings, dict[int, np.ndarray]]]:
+    """(embeddings, annotations) of each labelled image, from one of each or a sequence of each."""
+    if isinstance(embeddings, VolumeEmbeddings):
+        return [(embeddings, annotations)]
+    if isinstance(annotations, dict) or len(annotations) != len(embeddings) or not embeddings:
+        raise SamedError("few-shot training on several images takes one set of labelled slices per image")
+    return list(zip(embeddings, annotations, strict=True))
+
+
 class FewShotDecoder(nn.Module):
     """SAM's mask decoder with per-label query tokens and target embeddings instead of prompt tokens."""
 
@@ -131,8 +141,9 @@ class FewShot(TrainedMethod):
     schema = {"labels": checks.list_of(checks.whole(1), 1, MAX_LABELS, unique=True),
               "targets": checks.list_of(checks.tensor(2, 256), 1, MAX_LABELS), "decoder": checks.WEIGHTS,
               "presence": checks.number(-1.0, 1.0), "boxes": checks.one_of(True, False),
-              "extent": checks.optional(checks.items(checks.text, checks.list_of(
-                  checks.optional(checks.items(checks.whole(0), checks.whole(0))), 1, MAX_LABELS)))}
+              "extent": checks.mapping(checks.list_of(
+                  checks.optional(checks.items(checks.whole(0), checks.whole(0))), 1, MAX_LABELS)),
+              "sources": checks.mapping(checks.list_of(checks.whole(0), 1))}
     prompts = ()
 
     def __init__(self, backbone: Backbone):
@@ -150,17 +161,21 @@ class FewShot(TrainedMethod):
         self.stopped: str | None = None
         self.checks: list[tuple[int, float]] = []
         self.continued = False
-        #: The labelled image (its content hash) and, per label, the first and last labelled slice holding it
-        #: (None: labelled nowhere). On that image, `segment` keeps only the parts that reach those slices.
-        self.extent: tuple[str, list[tuple[int, int] | None]] | None = None
+        #: What it learnt from: each labelled image's content hash → its labelled slices (`sources`), and → per
+        #: label, the first and last of them holding it (`extent`; None: labelled nowhere there). On those images,
+        #: `segment` keeps only the parts that reach those slices.
+        self.sources: dict[str, list[int]] = {}
+        self.extent: dict[str, list[tuple[int, int] | None]] = {}
         self.within_extent = True
 
     # -- training ------------------------------------------------------------------------------------------
-    def fit(self, embeddings: VolumeEmbeddings, annotations: dict[int, np.ndarray], labels: Sequence[int] | None = None,
+    def fit(self, embeddings: VolumeEmbeddings | Sequence[VolumeEmbeddings],
+            annotations: dict[int, np.ndarray] | Sequence[dict[int, np.ndarray]], labels: Sequence[int] | None = None,
             iterations: int | None = None, budget: float | None = BUDGET, batch: int = 2, seed: int = 0,
             lr: float = LR, warmup: int = WARMUP, clip: float | None = CLIP,
             start: FewShot | None = None) -> Task[list[float]]:
-        """Task: fine-tune on ``annotations`` ({slice index: label slice}); returns the loss per step.
+        """Task: fine-tune on ``annotations`` ({slice index: label slice}) of ``embeddings``' image, or on those of
+        several images (a sequence of each, in the same order; their windows must agree); returns the loss per step.
 
         Training stops by itself (`stop_rule`: the labelled slices learnt, no more progress on them, ``budget``
         seconds spent, or `MAX_STEPS`) and keeps the checked model that fitted the labelled slices best;
@@ -173,30 +188,45 @@ class FewShot(TrainedMethod):
         labels (the last one, before one more slice was labelled), is where the decoder starts; else it starts
         from the backbone's pretrained decoder.
         """
-        found = sorted({int(v) for plane in annotations.values() for v in np.unique(plane) if v})
+        pairs = labelled_volumes(embeddings, annotations)
+        found = sorted({int(v) for _, ann in pairs for plane in ann.values() for v in np.unique(plane) if v})
         labels = found if labels is None else [int(v) for v in labels]
-        self._check_annotations(embeddings, annotations, labels, found)
-        slices = sorted(annotations)
-        shots = len(slices)
+        for volume, ann in pairs:
+            self._check_annotations(volume, ann, labels, found)
+        windows = list(dict.fromkeys(str(volume.window_rule) for volume, _ in pairs))
+        if len(windows) > 1:
+            raise SamedError(f"the labelled images were embedded with different windows ({', '.join(windows)}); a "
+                             f"model has one: choose the same window for all")
         rule = self.stop_rule(iterations, budget)
-        to_embed = len(embeddings.missing(slices))
-        for done, _ in embeddings.compute(slices):
-            yield Progress(done, to_embed + rule.max_steps, f"embedding labelled slice {done}/{to_embed}")
+        to_embed = sum(len(volume.missing(sorted(ann))) for volume, ann in pairs)
+        embedded = 0
+        for volume, ann in pairs:
+            for _ in volume.compute(sorted(ann)):
+                embedded += 1
+                yield Progress(embedded, to_embed + rule.max_steps, f"embedding labelled slice {embedded}/{to_embed}")
         dev = self.backbone.device
-        emb = torch.stack([embeddings.get(z) for z in slices])
-        planes = np.stack([annotations[z] for z in slices])
-        self.labels, self.window = labels, embeddings.window_rule
-        self.targets = []
-        spans = []
-        for value in labels:
-            present = (planes == value).any(axis=(1, 2))
-            self.targets.append(target_embeddings(emb[present], planes[present] == value).to(dev))
-            held = [z for z, p in zip(slices, present, strict=True) if p]
-            spans.append((int(held[0]), int(held[-1])) if held else None)
-        self.extent = (content_hash(embeddings.data), spans)
-        emb = emb.to(dev)
+        self.labels, self.window = labels, pairs[0][0].window_rule
+        per_label: list[list[torch.Tensor]] = [[] for _ in labels]
+        embs, grids, self.extent, self.sources = [], [], {}, {}
+        for volume, ann in pairs:
+            slices = sorted(ann)
+            emb = torch.stack([volume.get(z) for z in slices])
+            planes = np.stack([ann[z] for z in slices])
+            spans = []
+            for i, value in enumerate(labels):
+                present = (planes == value).any(axis=(1, 2))
+                if present.any():
+                    per_label[i].append(target_embeddings(emb[present], planes[present] == value))
+                held = [z for z, p in zip(slices, present, strict=True) if p]
+                spans.append((int(held[0]), int(held[-1])) if held else None)
+            image = content_hash(volume.data)
+            self.extent[image], self.sources[image] = spans, [int(z) for z in slices]
+            embs.append(emb)
+            grids.append(torch.stack([masks_to_grid(planes == v, MASK_GRID) for v in labels], 1))
+        self.targets = [torch.cat(t).to(dev) for t in per_label]
+        emb, grid = torch.cat(embs).to(dev), torch.cat(grids)
+        shots = len(emb)
         self.presence = calibrate_presence(self.targets)
-        grid = torch.stack([masks_to_grid(planes == v, MASK_GRID) for v in labels], 1)
         truth = (grid > 0.5).long().to(dev)  # (shots, L, 256, 256)
 
         torch.manual_seed(seed)
@@ -239,7 +269,7 @@ class FewShot(TrainedMethod):
             best.restore()
             self.stopped += f"; kept step {best_step}'s model ({best.score:.3f})"
         self.decoder.eval()
-        self.boxes = self.prefers_boxes(embeddings, annotations)
+        self.boxes = self.prefers_boxes(pairs)
         return losses
 
     @staticmethod
@@ -261,21 +291,22 @@ class FewShot(TrainedMethod):
         sizes = pred.sum(dim=(2, 3)) + truth.sum(dim=(2, 3))
         return float(torch.where(sizes > 0, 2 * both / sizes.clamp_min(1), 1.0).mean())
 
-    def prefers_boxes(self, embeddings: VolumeEmbeddings, annotations: dict[int, np.ndarray]) -> bool:
-        """Whether the decoder's regions redrawn from their boxes (`redraw`) match ``annotations`` better than the
-        regions themselves (mean Dice over the labels). On the real-data benchmark the boxes won on every CT
-        lesion, where the pretrained decoder's boundaries are better than the few-shot decoder's, and lost on
-        organs next to look-alikes (MR pancreas, kidneys); choosing by the labelled slices raised the mean DSC on
-        the unlabelled slices from 0.711 to 0.735 (docs/benchmarks.md)."""
-        slices = sorted(annotations)
-        planes = np.stack([annotations[z] for z in slices])
-        plain = np.stack([self.predict_slice(embeddings.get(z), embeddings.slice_shape) for z in slices])
-        boxed = np.stack([self.redraw(embeddings, z, plane) for z, plane in zip(slices, plain, strict=True)])
-
-        def score(pred):
-            return np.mean([dice(pred == v, planes == v) for v in self.labels])
-
-        return bool(score(boxed) > score(plain))
+    def prefers_boxes(self, pairs: Sequence[tuple[VolumeEmbeddings, dict[int, np.ndarray]]]) -> bool:
+        """Whether the decoder's regions redrawn from their boxes (`redraw`) match the labelled slices of
+        ``pairs`` ((embeddings, annotations) of each image) better than the regions themselves (mean Dice over the
+        labels and images). On the real-data benchmark the boxes won on every CT lesion, where the pretrained
+        decoder's boundaries are better than the few-shot decoder's, and lost on organs next to look-alikes (MR
+        pancreas, kidneys); choosing by the labelled slices raised the mean DSC on the unlabelled slices from 0.711
+        to 0.735 (docs/benchmarks.md)."""
+        plain_scores, boxed_scores = [], []
+        for embeddings, labelled in pairs:
+            slices = sorted(labelled)
+            planes = np.stack([labelled[z] for z in slices])
+            plain = np.stack([self.predict_slice(embeddings.get(z), embeddings.slice_shape) for z in slices])
+            boxed = np.stack([self.redraw(embeddings, z, plane) for z, plane in zip(slices, plain, strict=True)])
+            plain_scores += [dice(plain == v, planes == v) for v in self.labels]
+            boxed_scores += [dice(boxed == v, planes == v) for v in self.labels]
+        return bool(np.mean(boxed_scores) > np.mean(plain_scores))
 
     @property
     def drawing(self) -> str:
@@ -357,15 +388,16 @@ class FewShot(TrainedMethod):
             if self.boxes:
                 out[z] = self.redraw(embeddings, z, out[z])
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
-        if self.within_extent and self.extent is not None and self.extent[0] == content_hash(embeddings.data):
-            self.near_labelled_slices(out)
+        spans = self.extent.get(content_hash(embeddings.data)) if self.within_extent and self.extent else None
+        if spans is not None:
+            self.near_labelled_slices(out, spans)
         return out
 
-    def near_labelled_slices(self, out: np.ndarray) -> None:
+    def near_labelled_slices(self, out: np.ndarray, spans: Sequence[tuple[int, int] | None]) -> None:
         """Remove, in place, each label's 3D parts that reach none of the slices from its first to its last
         labelled one: a part far from what was labelled, not continued from it, is taken for a look-alike (the
         other kidney, a vessel beyond the organ's end)."""
-        for value, span in zip(self.labels, self.extent[1], strict=True):
+        for value, span in zip(self.labels, spans, strict=True):
             if span is not None:
                 mask = out == value
                 out[mask & ~touching_slices(mask, *span)] = 0
@@ -376,6 +408,7 @@ class FewShot(TrainedMethod):
         if self.decoder is None:
             raise SamedError("nothing to save: the few-shot decoder is not trained")
         return {"presence": self.presence, "boxes": self.boxes, "labels": self.labels, "extent": self.extent,
+                "sources": self.sources,
                 "targets": [t.cpu() for t in self.targets],
                 "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()}}
 
@@ -388,9 +421,9 @@ class FewShot(TrainedMethod):
         method.labels, method.window = list(state["labels"]), state["window"]
         method.presence = float(state.get("presence", PRESENCE))
         method.boxes = bool(state.get("boxes", False))  # checkpoints before the choice: the regions as they are
-        if state.get("extent") is not None:
-            image, spans = state["extent"]
-            method.extent = (image, [None if s is None else (int(s[0]), int(s[1])) for s in spans])
+        method.sources = {image: list(slices) for image, slices in state.get("sources", {}).items()}
+        method.extent = {image: [None if s is None else (int(s[0]), int(s[1])) for s in spans]
+                         for image, spans in state.get("extent", {}).items()}
         method.targets = [t.to(backbone.device) for t in state["targets"]]
         method.decoder = FewShotDecoder(backbone, len(method.labels)).to(backbone.device)
         load_weights(method.decoder, state["decoder"], f"few-shot checkpoint {path}")
