@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import SamedError
 from ..io.atomic import file_sha256
 from ..io.dicom import holds_dicom, is_dicom_file
-from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
+from ..io.readers import LABEL_SUFFIX, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
 
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + TIFF_SUFFIXES
 
@@ -89,9 +89,11 @@ def _cases_of(item: str) -> list[Case]:
 
 
 def _folder(folder: Path) -> list[Case]:
-    """A folder's NIfTI/TIFF files and DICOM series subfolders, or the folder itself when it is a DICOM series."""
+    """A folder's NIfTI/TIFF files and DICOM series subfolders, or the folder itself when it is a DICOM series.
+    Files named as label volumes (``*_label``, ``*_labels``) are references, not cases."""
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    cases = [Case(p) for p in entries if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES)]
+    cases = [Case(p) for p in entries if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES)
+             and not LABEL_SUFFIX.search(file_stem(p))]
     cases += [Case(p) for p in entries if p.is_dir() and holds_dicom(p)]
     return cases or ([Case(folder)] if holds_dicom(folder) else [])
 

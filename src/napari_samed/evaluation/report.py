@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import SamedError
 from ..io import read_volume
-from ..io.readers import NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
+from ..io.readers import LABEL_SUFFIX, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
 from ..masks import mask_bbox
 from ..models import resolve_window
 from ..tasks import Progress, Task, relay
@@ -32,7 +32,6 @@ from .compare import (
 )
 from .metrics import per_slice_dsc
 
-LABEL_SUFFIX = re.compile(r"_labels?$", re.IGNORECASE)
 IMAGE_SUFFIX = re.compile(r"_(img_uint8|img|image|hu|ct)$", re.IGNORECASE)
 #: The demo's zero-shot rows: a box per slice, a 3D box, one click propagated through the volume.
 DEMO_PROMPTS = ("box", "box3d", "click3d")

@@ -9,6 +9,7 @@ both steps and reuses the source affine and header; a DICOM SEG references the s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -25,6 +26,8 @@ from .volume import Geometry, Volume, check_volume, label_array
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: A label volume's file stem ends so (``case01_label.nii.gz``): the convention that pairs it with its image.
+LABEL_SUFFIX = re.compile(r"_labels?$", re.IGNORECASE)
 _VIEW_AXCODES = ("L", "P", "S")
 #: What napari-samed writes into the files it makes (NIfTI ``descrip``, TIFF ``Software``), so that a later run
 #: knows which files it may replace (`written_by`).
