@@ -22,7 +22,7 @@ from monai.losses import DiceCELoss
 from ..errors import SamedError
 from ..masks import dice, label_dtype, part_boxes, touching_slices
 from ..models.backbone import Backbone
-from ..models.cache import VolumeEmbeddings, content_hash
+from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
 from ..tasks import Progress, Task
 from ..training.loop import BestState, Stepper, TrainingStop
@@ -153,7 +153,7 @@ class FewShot(TrainedMethod):
                     per_label[i].append(target_embeddings(emb[present], planes[present] == value))
                 held = [z for z, p in zip(slices, present, strict=True) if p]
                 spans.append((int(held[0]), int(held[-1])) if held else None)
-            image = content_hash(volume.data)
+            image = volume.image_hash
             self.extent[image], self.sources[image] = spans, [int(z) for z in slices]
             embs.append(emb)
             grids.append(torch.stack([masks_to_grid(planes == v, MASK_GRID) for v in labels], 1))
@@ -322,7 +322,7 @@ class FewShot(TrainedMethod):
             if self.boxes:
                 out[z] = self.redraw(embeddings, z, out[z])
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
-        spans = self.extent.get(content_hash(embeddings.data)) if self.within_extent and self.extent else None
+        spans = self.extent.get(embeddings.image_hash) if self.within_extent else None
         if spans is not None:
             self.near_labelled_slices(out, spans)
         return out

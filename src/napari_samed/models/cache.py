@@ -97,6 +97,11 @@ class VolumeEmbeddings:
     def slice_shape(self) -> tuple[int, int]:
         return tuple(self.data.shape[1:])
 
+    @property
+    def image_hash(self) -> str:
+        """The content hash of the volume's voxels (part of the cache key), computed once."""
+        return self._parts["image"]
+
     def _key(self) -> str:
         spec = self.backbone.spec
         parts = {
