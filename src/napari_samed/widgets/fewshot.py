@@ -179,18 +179,19 @@ class FewShotWidget(QWidget):
         data = np.asarray(layer.data)
         return np.flatnonzero(data.reshape(len(data), -1).any(axis=1))
 
-    def empty_slices(self) -> list[int]:
+    def empty_slices(self, painted: np.ndarray | None = None) -> list[int]:
         """The slices of the chosen Labels layer marked as holding nothing and still unpainted (the marks live in
-        the layer's metadata, and go with it)."""
+        the layer's metadata, and go with it); ``painted``: `painted_slices` when the caller has them."""
         layer = self.labels.value
         if layer is None:
             return []
-        painted = set(self.painted_slices().tolist())
+        painted = set((self.painted_slices() if painted is None else painted).tolist())
         return [z for z in layer.metadata.get(EMPTY_KEY, []) if z not in painted]
 
     def labelled_slices(self) -> list[int]:
         """Painted slices and slices marked empty, in order."""
-        return sorted({*self.painted_slices().tolist(), *self.empty_slices()})
+        painted = self.painted_slices()
+        return sorted({*painted.tolist(), *self.empty_slices(painted)})
 
     def annotations(self) -> dict[int, np.ndarray]:
         """The labelled slices of the chosen Labels layer: {slice index: a copy of its label plane} (zeros for a
@@ -205,17 +206,19 @@ class FewShotWidget(QWidget):
             self.tasks.status.value = "choose the Labels layer with your painted slices"
             return
         z = int(self.viewer.dims.current_step[0])
-        if z in self.painted_slices():
+        painted = self.painted_slices()
+        if z in painted:
             self.tasks.status.value = f"slice {z} has labels painted: erase them to mark it empty"
             return
-        marked = self.empty_slices()
+        marked = self.empty_slices(painted)
         layer.metadata[EMPTY_KEY] = sorted(set(marked) ^ {z})
         self.tasks.status.value = f"slice {z} {'no longer marked' if z in marked else 'marked'} empty"
         self.update_found()
 
     def update_found(self, _event=None) -> None:
         """Say which slices are labelled, with which labels (read in place, no copies)."""
-        slices, empty = self.painted_slices(), self.empty_slices()
+        slices = self.painted_slices()
+        empty = self.empty_slices(slices)
         if not len(slices) and not empty:
             self.found.value = "no labelled slices"
             return
