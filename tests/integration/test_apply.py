@@ -133,6 +133,16 @@ def test_bad_model_or_no_input_writes_nothing(capsys, model, cohort, tmp_path):
     assert not out.exists()
 
 
+def test_a_foreign_file_in_the_output_folder_survives(capsys, model, cohort, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "case02.nii.gz").write_bytes(b"the user's own file")
+    code, stdout, err = run(capsys, "apply", model, cohort, "-o", out)
+    assert code == 2 and stdout == "" and "case02.nii.gz" in err and "--overwrite" in err
+    assert (out / "case02.nii.gz").read_bytes() == b"the user's own file" and sorted(out.iterdir()) == [
+        out / "case02.nii.gz"]
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from distributed import LocalCluster
