@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from napari_samed.masks import deepest_point, dice
 from napari_samed.masks import mask_bbox as bbox
-from napari_samed.methods import CoTrain, FewShot, Promise, SlicePrompt, run_task
+from napari_samed.methods import CoTrain, FewShot, ObjectPrompt3D, Promise, SlicePrompt, run_task
 from napari_samed.methods.fewshot import FewShotDecoder
 from napari_samed.methods.promise import CPU
 from napari_samed.models import VolumeEmbeddings, load_backbone
@@ -348,6 +348,15 @@ def test_promise_model_segments_a_click_in_3d(qtbot, make_napari_viewer, cache_d
     expected = run_task(method.segment(emb, [SlicePrompt(z, 1, points=[(y, x)], point_labels=[1])]))
     np.testing.assert_array_equal(result > 0, expected > 0)
     assert result[z, y, x] == 1 and len(np.unique(np.nonzero(result)[0])) > 1  # a 3D result around the click
+    # a negative click on the next slice refines the same object: the model gets both clicks
+    widget.toggle_polarity()
+    viewer.dims.set_point(0, image.data_to_world([z + 1, 0, 0])[0])
+    widget.prompt_layers(image)[0].add([[z + 1, y, x]])
+    widget.segment_slice()
+    _finish(qtbot, widget)
+    both = ObjectPrompt3D(1, [SlicePrompt(z, 1, points=[(y, x)], point_labels=[1]),
+                              SlicePrompt(z + 1, 1, points=[(y, x)], point_labels=[0])])
+    np.testing.assert_array_equal(widget.result_layer(image).data > 0, run_task(method.segment(emb, [both])) > 0)
 
 
 def test_demo_opens_the_sample_with_the_widget(make_napari_viewer):

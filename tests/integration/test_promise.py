@@ -11,7 +11,7 @@ from segment_anything.modeling import ImageEncoderViT
 from napari_samed import SamedError, read_volume
 from napari_samed.io.volume import Volume
 from napari_samed.masks import deepest_point
-from napari_samed.methods import METHODS, BoxPrompt3D, Promise, SlicePrompt, run_task
+from napari_samed.methods import METHODS, BoxPrompt3D, ObjectPrompt3D, Promise, SlicePrompt, run_task
 from napari_samed.methods.promise import CPU, PAPER, boundary_loss
 from napari_samed.methods.promise.grid import GridVolume
 from napari_samed.methods.promise.lite3d import LiteEncoder3D
@@ -128,6 +128,14 @@ def test_train_resume_save_open_and_segment_one_click(tiny_backbone, tiny_case, 
     click = SlicePrompt(int(z), 3, points=[(float(y), float(x))], point_labels=[1])
     pred = run_task(loaded.segment(emb, [click], spacing=volume.spacing))
     assert pred.shape == volume.shape and set(np.unique(pred)) <= {0, 3}
+    # more clicks refine the object: its clicks on every slice reach the model, except those outside the crop
+    seen = []
+    hook = loaded.model.register_forward_pre_hook(lambda _, args: seen.append(args[1].shape[1]))
+    far = (0 if z >= 8 else 15, 0 if y >= 16 else 31, 0 if x >= 16 else 31)
+    near = SlicePrompt(int(z) + (1 if z < 15 else -1), 3, points=[(float(y), float(x))], point_labels=[0])
+    more = ObjectPrompt3D(3, [click, near, SlicePrompt(far[0], 3, points=[far[1:]], point_labels=[1])])
+    assert run_task(loaded.segment(emb, [more], spacing=volume.spacing)).shape == volume.shape and seen == [2]
+    hook.remove()
     # a volume at another voxel size is resampled to the model's and the mask comes back in its geometry
     fine = Volume(np.repeat(volume.data, 2, axis=0), spacing=(4.0, 8.0, 8.0))
     pred = run_task(loaded.segment(VolumeEmbeddings(fine, tiny_backbone, "ct", False), [click], spacing=fine.spacing))

@@ -37,13 +37,21 @@ def test_a_box_segments_the_object_in_3d_or_the_slice(session):
 def test_what_cannot_be_done_is_said_before_any_work(session):
     with pytest.raises(SamedError, match="no prompts on slice 4"):
         plan(session, Prompts(boxes=[(3, 1, (10, 10, 30, 30))]), Request("segment", 4))
-    with pytest.raises(SamedError, match="add a positive point on slice 3"):
+    with pytest.raises(SamedError, match="add a positive point inside object 1"):
         plan(session, Prompts(points=[(3, 5.0, 5.0, 0, 1)]), Request("segment", 3, trained_use="click3d"))
     with pytest.raises(SamedError, match="nothing to propagate on slice 3"):
         plan(session, Prompts(), Request("propagate", 3))
     session.lock(1)
     with pytest.raises(SamedError, match="object 1 is locked"):
         plan(session, Prompts(boxes=[(3, 1, (10, 10, 30, 30))]), Request("segment", 3))
+
+
+def test_a_promise_model_gets_the_objects_clicks_on_every_slice_in_the_order_given():
+    prompts = Prompts(boxes=[(3, 1, (1, 1, 9, 9))], points=[(5, 1.0, 1.0, 1, 1), (3, 2.0, 2.0, 1, 1),
+                                                           (5, 3.0, 3.0, 0, 1), (4, 4.0, 4.0, 1, 2)])
+    first, second = prompts.object_clicks(1)  # object 2's click is not object 1's; boxes are not clicks
+    assert (first.z, first.points, first.point_labels, first.box) == (5, [(1.0, 1.0), (3.0, 3.0)], [1, 0], None)
+    assert (second.z, second.points, second.point_labels, second.box) == (3, [(2.0, 2.0)], [1], None)
 
 
 def test_a_co_trained_decoder_segments_the_slice_boxes_together(session):

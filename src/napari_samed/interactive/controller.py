@@ -5,7 +5,7 @@ runs the plan's task in a worker and applies its result."""
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..errors import SamedError
@@ -39,6 +39,11 @@ class Prompts:
         """Object ``label``'s prompts on every slice that has some."""
         zs = {z for z, own, _ in self.boxes if _mine(own, label)} | {p[0] for p in self.points if _mine(p[4], label)}
         return [self.slice_prompt(z, label) for z in sorted(zs)]
+
+    def object_clicks(self, label: int) -> list[SlicePrompt]:
+        """Object ``label``'s points (no boxes), one prompt per slice, the slices in the order of their first point."""
+        zs = dict.fromkeys(z for z, *_, own in self.points if _mine(own, label))
+        return [replace(self.slice_prompt(z, label), box=None) for z in zs]
 
     def box_objects(self, z: int) -> list[int]:
         """The object of each box on slice ``z``: their own when they differ, else 1, 2, ... in drawing order."""
@@ -77,7 +82,7 @@ def plan(session: InteractiveSession, prompts: Prompts, request: Request) -> Pla
 def _segment(session: InteractiveSession, prompts: Prompts, request: Request) -> Plan:
     """The current object from the slice's prompts: in 3D (its first result from its prompts on every slice, then
     corrections from this slice), or on the slice only. A co-trained decoder segments several boxes on the slice
-    together, one object each; a ProMISe model segments the slice's clicks in 3D."""
+    together, one object each; a ProMISe model segments the object's clicks on every slice in 3D."""
     z, label, depth = request.z, session.current_label, session.image.shape[0]
     if request.trained_use == "decoder" and len(prompts.slice_boxes(z)) > 1:
         boxes, labels = prompts.slice_boxes(z), prompts.box_objects(z)
@@ -86,10 +91,12 @@ def _segment(session: InteractiveSession, prompts: Prompts, request: Request) ->
     session.check_editable(label)
     prompt = prompts.slice_prompt(z, label)
     if request.trained_use == "click3d":
-        if not any(prompt.point_labels):
-            raise SamedError(f"ProMISe segments from clicks: add a positive point on slice {z}")
-        task = session.segment_click_3d(z, prompt.points, prompt.point_labels)
-        return Plan(1, f"ProMISe 3D from slice {z}", one_object(task, label))
+        clicks = prompts.object_clicks(label)
+        if not any(p for step in clicks for p in step.point_labels):
+            raise SamedError(f"ProMISe segments from clicks: add a positive point inside object {label}")
+        count = sum(len(step.points) for step in clicks)
+        return Plan(1, f"ProMISe 3D from {count} click{'s' * (count > 1)}",
+                    one_object(session.segment_click_3d(clicks), label))
     if prompt.box is None and not prompt.points:
         raise SamedError(f"no prompts on slice {z}: draw a box or click points first")
     if request.in3d:

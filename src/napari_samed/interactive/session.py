@@ -137,14 +137,14 @@ class InteractiveSession:
         yield Progress(1, 1, f"slice {z}: {len(boxes)} boxes")
         return {label: {int(z): m} for label, m in zip(labels, masks, strict=True)}
 
-    def segment_click_3d(self, z: int, points: list[tuple[float, float]], point_labels: list[int]) -> Task[Masks]:
-        """The current object in 3D from clicks on slice ``z`` with the configured ProMISe model."""
+    def segment_click_3d(self, clicks: list[SlicePrompt]) -> Task[Masks]:
+        """The current object in 3D from its clicks (one `SlicePrompt` of points per slice, the slice of the first
+        click first) with the configured ProMISe model."""
         emb = self._ready()
         self.check_editable(self.current_label)
         if self.trained is None or self.trained.interactive != "click3d":
             raise SamedError("no ProMISe model loaded: choose a ProMISe checkpoint as the trained model")
-        prompt = SlicePrompt(int(z), 1, None, list(points), list(point_labels))
-        labels = yield from self.trained.segment(emb, [prompt])
+        labels = yield from self.trained.segment(emb, [ObjectPrompt3D(1, list(clicks))])
         return {zz: labels[zz] > 0 for zz in range(self.image.shape[0])}
 
     def propagate(self, z: int, box: tuple[int, int, int, int] | None = None) -> Task[Masks]:

@@ -22,7 +22,7 @@ from ...tasks import Progress, Task
 from ...training.loop import BestState, Stepper, train_steps, warmup_poly
 from .. import checkpoint_checks as checks
 from ..base import register
-from ..prompts import BoxPrompt3D, Prompt, check_prompts
+from ..prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, check_prompts
 from ..trained import TrainedMethod, load_weights
 from .config import PromiseConfig, default_config
 from .grid import GridVolume, crop_embeddings, crop_start, paste, take
@@ -198,10 +198,13 @@ class Promise(TrainedMethod):
                 = None) -> Task[np.ndarray]:
         """Task: one 3D crop per object, centred on its first positive click; the label volume (z, y, x).
 
-        ``spacing`` is the volume's voxel size (default: the embeddings' volume's, else the configured one).
+        An object is a slice's clicks or a 3D object's clicks on all its slices (`object_clicks`): more clicks,
+        positive or negative, refine the mask within the crop. ``spacing`` is the volume's voxel size (default:
+        the embeddings' volume's, else the configured one).
         """
         for obj in prompts:
-            if isinstance(obj, BoxPrompt3D) or obj.box is not None:
+            steps = obj.slices if isinstance(obj, ObjectPrompt3D) else [obj]
+            if any(isinstance(s, BoxPrompt3D) or s.box is not None for s in steps):
                 raise SamedError("ProMISe takes clicks (points), not boxes: click inside the object instead")
         check_prompts(prompts, embeddings.data.shape)
         if (embeddings.backbone.name, embeddings.backbone.weights_id) != (self.backbone.name, self.backbone.weights_id):
@@ -213,17 +216,20 @@ class Promise(TrainedMethod):
                                 embeddings=embeddings)
         out = np.zeros(embeddings.data.shape, label_dtype(max(p.label for p in prompts)))
         for i, obj in enumerate(prompts):
-            clicks = np.array([[obj.z, y, x] for y, x in obj.points], float)
-            probability = self.predict(grid, grid.to_grid(clicks), np.asarray(obj.point_labels))
+            clicks, polarity = object_clicks(obj)
+            probability = self.predict(grid, grid.to_grid(clicks), polarity)
             out[grid.to_volume(probability)] = obj.label
             yield Progress(i + 1, len(prompts), f"object {obj.label}")
         return out
 
     @torch.inference_mode()
     def predict(self, grid: GridVolume, clicks: np.ndarray, labels: np.ndarray) -> torch.Tensor:
-        """Foreground probability on the whole grid from one crop centred on the first positive click."""
+        """Foreground probability on the whole grid from one crop centred on the first positive click; the clicks
+        outside that crop are left out."""
         size = (self.config.crop,) * 3
         start = crop_start(clicks[labels > 0][0], self.config.crop, align(self.config))
+        inside = np.all((clicks >= start) & (clicks < start + self.config.crop), axis=1)
+        clicks, labels = clicks[inside], labels[inside]
         dev = self.backbone.device
         image = take(grid.image, start, size)[None, None].float().to(dev)
         points = normalise_points(torch.from_numpy(clicks - start).float(), size)[None].to(dev)
@@ -260,6 +266,15 @@ class Promise(TrainedMethod):
         self.history = list(state.get("history", []))
         self._optimiser_state = state["optimiser"]
         self.model.eval()
+
+
+def object_clicks(obj: Prompt) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) clicks (z, y, x) and their (N,) polarity (1 positive, 0 negative) of a slice prompt, or of a 3D
+    object's steps in order (the last step of a slice holds all its clicks)."""
+    steps = {s.z: s for s in obj.slices} if isinstance(obj, ObjectPrompt3D) else {obj.z: obj}
+    clicks = [[z, y, x] for z, step in steps.items() for y, x in step.points]
+    polarity = [int(p) for step in steps.values() for p in step.point_labels]
+    return np.array(clicks, float).reshape(-1, 3), np.array(polarity, np.int64)
 
 
 def describe_epoch(record: dict, epochs: int) -> str:
