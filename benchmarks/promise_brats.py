@@ -1,13 +1,16 @@
 """ProMISe on real tumours: train on BraTS patients, pick the best epoch on one, test one click on another.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/promise_brats.py --seed 0 --checkpoint NEW.ckpt \
-        [--train 0002 0003 0005] [--val 0006] [--test 0004] [--epochs 20] [--crops 10] [--json OUT.json]
+        [--structure whole|enhancing] [--fold K | --train 0002 0003 0005 --val 0006 --test 0004] [--epochs 20]
+        [--crops 10] [--zero-shot] [--json OUT.json]
 
-Whole tumour (labels 1-4) on FLAIR, the CPU configuration (LiteMedSAM, `config.CPU`), window ``auto``. The split
-is by patient. The test click is the tumour's deepest voxel (3D distance transform, mm); on the same click the
-zero-shot LiteMedSAM click -> 3D propagation (`ObjectPrompt3D`, the default stop rule) and the 3D box of the
-tumour are scored too. Prints one JSON object; ``--json`` appends it to a file. Reads ``../shared/data``
-(``SAMED_SHARED_DATA`` overrides).
+The whole tumour (labels 1-4) on FLAIR or the enhancing tumour (label 4) on T1c; the CPU configuration
+(LiteMedSAM, `config.CPU`), window ``auto``. The split is by patient: ``--fold K`` (0-4) tests patient K of
+`PATIENTS`, validates on patient K + 2 and trains on the other three (fold 2 is issue 16's split). The test click
+is the deepest voxel (3D distance transform, mm) of the structure's largest 3D component (26-connected); on the
+same click the zero-shot LiteMedSAM click -> 3D propagation (`ObjectPrompt3D`, the default stop rule) and the 3D
+box of the whole structure are scored too (``--zero-shot``). DSC is against the whole structure. Prints one JSON
+object; ``--json`` appends it to a file. Reads ``../shared/data`` (``SAMED_SHARED_DATA`` overrides).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from napari_samed.io import read_labels, read_volume
 from napari_samed.masks import deepest_point, dice, mask_bbox
@@ -32,11 +36,30 @@ from napari_samed.models import VolumeEmbeddings, load_backbone, resolve_window
 ROOT = Path(os.environ.get("SAMED_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def patient(pid: str, sequence: str = "Flair"):
-    """(volume, whole-tumour mask) of one BraTS 2013 patient."""
+PATIENTS = ("0002", "0003", "0004", "0005", "0006")
+#: structure: (sequence, label values)
+STRUCTURES = {"whole": ("Flair", (1, 2, 3, 4)), "enhancing": ("T1c", (4,))}
+
+
+def patient(pid: str, structure: str = "whole"):
+    """(volume, mask) of one BraTS 2013 patient's ``structure`` (a key of `STRUCTURES`)."""
+    sequence, values = STRUCTURES[structure]
     stem = ROOT / "brats2013" / f"brats_2013_pat{pid}_1_"
     volume = read_volume(f"{stem}{sequence}_subtrMeanDivStd.nii.gz")
-    return volume, read_labels(f"{stem}OTMultiClass.nii.gz").data > 0
+    return volume, np.isin(read_labels(f"{stem}OTMultiClass.nii.gz").data, values)
+
+
+def fold_split(fold: int) -> tuple[list[str], list[str], str]:
+    """(training, validation, test) patients of ``fold``: test `PATIENTS`[fold], validation the one two after."""
+    test, val = PATIENTS[fold], PATIENTS[(fold + 2) % len(PATIENTS)]
+    return [p for p in PATIENTS if p not in (test, val)], [val], test
+
+
+def largest_component_click(mask: np.ndarray, spacing) -> tuple[int, int, int]:
+    """The deepest voxel (mm) of ``mask``'s largest 26-connected component: one click on a fragmented structure."""
+    parts, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(parts.ravel(), minlength=count + 1)[1:]
+    return deepest_point(parts == int(np.argmax(sizes)) + 1, spacing)
 
 
 def zero_shot_scores(volume, mask, click, cache: Path) -> dict:
@@ -54,6 +77,8 @@ def zero_shot_scores(volume, mask, click, cache: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--structure", choices=sorted(STRUCTURES), default="whole")
+    parser.add_argument("--fold", type=int, choices=range(len(PATIENTS)), help="the split of `fold_split`")
     parser.add_argument("--train", nargs="+", default=["0002", "0003", "0005"])
     parser.add_argument("--val", nargs="*", default=["0006"])
     parser.add_argument("--test", default="0004")
@@ -66,22 +91,25 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    if args.fold is not None:
+        args.train, args.val, args.test = fold_split(args.fold)
     backbone = load_backbone("lite-medsam", device="cpu")
     torch.manual_seed(args.seed)
     method = Promise(backbone)
-    cases = [patient(p) for p in args.train]
-    validation = [patient(p) for p in args.val]
+    cases = [patient(p, args.structure) for p in args.train]
+    validation = [patient(p, args.structure) for p in args.val]
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         losses = run_task(method.fit(cases, args.epochs, args.checkpoint, "auto", args.crops, args.cache, args.seed,
                                      validation), lambda p: print(p.message, flush=True) if p.loss is None else None)
     seconds = time.perf_counter() - start
-    volume, mask = patient(args.test)
-    click = deepest_point(mask, volume.spacing)
+    volume, mask = patient(args.test, args.structure)
+    click = largest_component_click(mask, volume.spacing)
     grid = GridVolume.build(volume.data, volume.spacing, resolve_window(method.window, volume.data), method.config,
                             backbone, args.cache, mask=mask)
-    row = {"seed": args.seed, "train": args.train, "val": args.val, "test": args.test, "epochs": args.epochs,
+    row = {"structure": args.structure, "fold": args.fold, "seed": args.seed, "train": args.train, "val": args.val,
+           "test": args.test, "epochs": args.epochs,
            "crops": args.crops, "steps": len(losses), "train_s": round(seconds), "threads": torch.get_num_threads(),
            "loss_first10": round(float(np.mean(losses[:10])), 3), "loss_last10": round(float(np.mean(losses[-10:])), 3),
            "history": method.history, "click": click,
