@@ -20,8 +20,7 @@ def trained(phantom, lite, cache_dir):
     emb = VolumeEmbeddings(volume, lite, "ct", cache_dir)
     method = FewShot(lite)
     steps = []
-    # no time budget: it stops on the labelled slices, whatever else the machine runs (real data: test_realdata_*)
-    losses = run_task(method.fit(emb, {z: organ[z] for z in SHOTS}, budget=None), steps.append)
+    losses = run_task(method.fit(emb, {z: organ[z] for z in SHOTS}), steps.append)
     return method, emb, organ, losses, steps
 
 

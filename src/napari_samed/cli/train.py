@@ -31,8 +31,8 @@ def add_fewshot(train) -> None:
                    help="label values to learn (default: all found on the slices)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--budget", type=options.positive_float("--budget"), metavar="SECONDS",
-                        help="most seconds of training; it stops sooner once the labelled slices are learnt or no "
-                             "longer improve (default 30)")
+                        help="most seconds of training (default: no limit; it stops by itself within a fixed number "
+                             "of steps, sooner once the labelled slices are learnt or no longer improve)")
     length.add_argument("--iterations", type=options.positive_int("--iterations"),
                         help="exactly this many optimiser steps instead of stopping by itself")
     p.add_argument("--also", nargs=3, action="append", default=[], metavar=("IMAGE", "LABELS", "Z1,Z2,..."),
@@ -114,7 +114,6 @@ def labelled_image(image, labels, slices):
 
 def run_fewshot(args) -> int:
     from ..methods import FewShot, suggest
-    from ..methods.fewshot import BUDGET
     from ..models import VolumeEmbeddings
     from ..tasks import run_task
 
@@ -133,7 +132,7 @@ def run_fewshot(args) -> int:
     bar, update = options.progress_bar("train fewshot", "step")
     with bar:
         losses = run_task(method.fit([e for e, _ in every], [a for _, a in every], args.label_values,
-                                     args.iterations, args.budget or BUDGET, start=start), update)
+                                     args.iterations, args.budget, start=start), update)
     method.save(args.output)
     if start is not None:
         print(f"napari-samed: went on from {args.init}" if method.continued else

@@ -37,12 +37,12 @@ MASK_GRID = 256
 MAX_LABELS = 32  # each label costs a decoder pass per step; more is a mistake (an image given as labels)
 
 
-#: Training stops by itself (`FewShot.stop_rule`): the DSC of the decoder's masks on the labelled slices is
-#: checked every `CHECK_EVERY` steps; training stops when it reaches `FIT_TARGET`, when `PATIENCE` checks in a
-#: row have not raised it, after `BUDGET` seconds (the user's to change) or after `MAX_STEPS`. The values were
-#: chosen on the real-data benchmark (docs/benchmarks.md, "Few-shot: training that stops by itself").
-BUDGET = 30.0
-MAX_STEPS = 300
+#: Training stops by itself (`FewShot.stop_rule`) on its steps, never on the clock, so that a model is the same
+#: on every CPU and under any load: the DSC of the decoder's masks on the labelled slices is checked every
+#: `CHECK_EVERY` steps; training stops when it reaches `FIT_TARGET`, when `PATIENCE` checks in a row have not raised
+#: it, or after `MAX_STEPS`. A time budget is the user's to add (none by default). The values were chosen on the
+#: real-data benchmark (docs/benchmarks.md, "Few-shot: training that stops by itself").
+MAX_STEPS = 100
 CHECK_EVERY = 10
 FIT_TARGET = 0.95
 PATIENCE = 5
@@ -105,17 +105,17 @@ class FewShot(TrainedMethod):
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, embeddings: VolumeEmbeddings | Sequence[VolumeEmbeddings],
             annotations: dict[int, np.ndarray] | Sequence[dict[int, np.ndarray]], labels: Sequence[int] | None = None,
-            iterations: int | None = None, budget: float | None = BUDGET, batch: int = 2, seed: int = 0,
+            iterations: int | None = None, budget: float | None = None, batch: int = 2, seed: int = 0,
             lr: float = LR, warmup: int = WARMUP, clip: float | None = CLIP,
             start: FewShot | None = None) -> Task[list[float]]:
         """Task: fine-tune on ``annotations`` ({slice index: label slice}) of ``embeddings``' image, or on those of
         several images (a sequence of each, in the same order; their windows must agree); returns the loss per step.
 
-        Training stops by itself (`stop_rule`: the labelled slices learnt, no more progress on them, ``budget``
-        seconds spent, or `MAX_STEPS`) and keeps the checked model that fitted the labelled slices best;
-        ``iterations`` asks for exactly that many steps instead, and keeps the last. `stopped` says why it stopped
-        (and which step's model it kept) and `checks` holds (step, DSC on the labelled slices) of every check. A
-        run's steps are the start of any longer run's with the same seed, batch and learning rate.
+        Training stops by itself (`stop_rule`: the labelled slices learnt, no more progress on them, or
+        `MAX_STEPS`; also after ``budget`` seconds if given) and keeps the checked model that fitted the labelled
+        slices best; ``iterations`` asks for exactly that many steps instead, and keeps the last. `stopped` says
+        why it stopped (and which step's model it kept) and `checks` holds (step, DSC on the labelled slices) of
+        every check. A run's steps are the start of any longer run's with the same seed, batch and learning rate.
 
         ``labels`` are the label values to learn (default: every value found). A labelled slice without a label
         teaches the decoder that label's absence there. ``start``, an earlier model of the same backbone and
@@ -207,9 +207,9 @@ class FewShot(TrainedMethod):
         return losses
 
     @staticmethod
-    def stop_rule(iterations: int | None = None, budget: float | None = BUDGET) -> TrainingStop:
+    def stop_rule(iterations: int | None = None, budget: float | None = None) -> TrainingStop:
         """When training stops: after exactly ``iterations`` steps if given; else when the DSC on the labelled
-        slices reaches `FIT_TARGET` or stops rising, after ``budget`` seconds, or after `MAX_STEPS`."""
+        slices reaches `FIT_TARGET` or stops rising, after `MAX_STEPS`, or after ``budget`` seconds if given."""
         name = "the labelled slices' DSC"
         if iterations is not None:
             return TrainingStop.exactly(int(iterations), CHECK_EVERY, name)
