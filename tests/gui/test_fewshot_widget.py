@@ -33,7 +33,6 @@ def test_paint_train_cancel_suggest_retrain_segment_save_reload(make_napari_view
     assert widget.found.value.startswith("slices 16, 24, 32, 40, 48") and "labels 1" in widget.found.value
 
     progress = []
-    widget.budget.value = 600  # stops on the labelled slices, not on a clock that other tests slow down
     widget.train()
     widget.worker.yielded.connect(lambda step: progress.append(widget.tasks.progress.value()))
     _finish(qtbot, widget)
@@ -141,6 +140,35 @@ def test_the_embeddings_go_with_their_image(make_napari_viewer, qtbot, cache_dir
     assert image in widget.embeddings and widget.method is not None and not errors
     viewer.layers.remove(image)
     assert not widget.embeddings and widget.method is not None  # the trained model stays
+
+
+def test_a_training_set_trains_on_the_labelled_slices_of_several_images(make_napari_viewer, qtbot, cache_dir, errors):
+    viewer = make_napari_viewer()
+    widget = FewShotWidget(viewer, cache_dir=str(cache_dir))
+    widget.iterations.value = 2
+    layers = []
+    for seed, slices in ((3, [2, 5]), (4, [4])):
+        volume, reference = make_phantom(seed, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
+        painted = np.zeros(reference.shape, np.uint8)
+        painted[slices] = reference[slices] > 0
+        layers.append((viewer.add_image(volume.data, scale=volume.spacing, name=f"scan {seed}"),
+                       viewer.add_labels(painted, name=f"labels {seed}", scale=volume.spacing)))
+    (first, first_labels), (second, second_labels) = layers
+    widget.image.value = first
+    widget.labels.value = viewer.add_labels(np.zeros((8, 32, 32), np.uint8), name="unpainted")
+    widget.add_to_set()
+    assert "nothing painted in 'unpainted'" in errors[-1] and not widget.training_set
+    widget.labels.value = first_labels
+    widget.add_to_set()
+    assert widget.set_label.value == "set: scan 3 (2 slices)"
+    widget.image.value, widget.labels.value = second, second_labels
+    widget.train()
+    _finish(qtbot, widget)
+    method = widget.method
+    assert sorted(method.sources.values()) == [[2, 5], [4]] and widget.tasks.status.value.startswith(
+        "trained on 2 images") and {first, second} <= set(widget.embeddings) and len(errors) == 1
+    viewer.layers.remove(first_labels)  # a removed layer leaves the set
+    assert not widget.training_set and widget.set_label.value == ""
 
 
 def test_save_without_a_model_says_so_before_any_file_dialog(make_napari_viewer, monkeypatch, errors):

@@ -13,13 +13,13 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import SamedError
 from ..methods import next_slice
-from ..methods.fewshot import BUDGET, FewShot
+from ..methods.fewshot import FewShot
 from ..models import VolumeEmbeddings, load_backbone
 from ..models.preprocess import window_rule
 from ..napari_io import geometry_metadata
 from ..tasks import Progress
 from .common import ModelFields, chosen_volume, layer_choices
-from .plots import ThemedPlot
+from .plots import LossPlot
 from .tasks import TaskRunner, wrapped_label
 
 #: A Labels layer's metadata entry: the slices its user marked as holding none of the structure.
@@ -27,59 +27,6 @@ EMPTY_KEY = "napari_samed_empty_slices"
 
 if TYPE_CHECKING:
     import napari
-
-
-class LossPlot(ThemedPlot):
-    """The live training curve: the loss at every step, the DSC on the labelled slices at every check, and where
-    and why training stopped."""
-
-    def __init__(self, viewer):
-        super().__init__(viewer)
-        self.axes.set_xlabel("step")
-        self.axes.set_ylabel("loss, DSC")
-        (self.line,) = self.axes.plot([], [], label="loss")
-        (self.fit_line,) = self.axes.plot([], [], "o-", markersize=3, label="labelled slices' DSC")
-        self.stop_line = self.axes.axvline(0, linestyle=":", visible=False)
-        self.axes.legend(loc="upper right", fontsize="x-small", frameon=False)
-        self.losses: list[float] = []
-        self.checks: list[tuple[int, float]] = []
-        self.style()
-
-    def style(self, _event=None) -> None:
-        """The theme's colours, also for the legend and the title (drawn with the next idle draw)."""
-        super().style()
-        text = self.axes.xaxis.label.get_color()
-        if self.axes.get_legend() is not None:
-            for label in self.axes.get_legend().get_texts():
-                label.set_color(text)
-        self.axes.title.set_color(text)
-
-    def reset(self) -> None:
-        self.losses, self.checks = [], []
-        self.stop_line.set_visible(False)
-        self.axes.set_title("")
-        self._redraw()
-
-    def add(self, loss: float, score: float | None = None) -> None:
-        self.losses.append(loss)
-        if score is not None:
-            self.checks.append((len(self.losses), score))
-        self._redraw()
-
-    def stopped(self, reason: str) -> None:
-        """Mark the last step and say why training stopped there."""
-        self.stop_line.set_xdata([len(self.losses)] * 2)
-        self.stop_line.set_visible(True)
-        self.axes.set_title(reason, fontsize="x-small", wrap=True)
-        self.style()
-        self._redraw()
-
-    def _redraw(self) -> None:
-        self.line.set_data(np.arange(1, len(self.losses) + 1), self.losses)
-        self.fit_line.set_data([s for s, _ in self.checks], [v for _, v in self.checks])
-        self.axes.relim()
-        self.axes.autoscale_view()
-        self.draw_idle()
 
 
 class FewShotWidget(QWidget):
@@ -90,6 +37,7 @@ class FewShotWidget(QWidget):
         self.viewer = napari_viewer
         self.cache_dir = cache_dir
         self.embeddings: dict[Image, VolumeEmbeddings] = {}  # per image layer, dropped when it is removed
+        self.training_set: dict[Image, Labels] = {}  # other images trained on with the chosen one, and their labels
         self.method: FewShot | None = None
         self._watched: Labels | None = None  # the Labels layer whose painting updates the found slices
         self._recount = QTimer(self, singleShot=True, interval=200)  # a brush stroke's many events: one count
@@ -101,15 +49,21 @@ class FewShotWidget(QWidget):
         self.fields = ModelFields()
         self.model, self.checkpoint, self.device, self.precision = self.fields.widgets
         self.window = ComboBox(label="window", choices=["auto", "ct", "mr"], value="auto")
-        self.budget = FloatSpinBox(label="budget (s)", min=1, max=3600, step=5, value=BUDGET,
-                                   tooltip="most seconds of training; it stops sooner once the labelled slices are "
-                                           "learnt or no longer improve")
+        self.budget = FloatSpinBox(label="budget (s)", min=0, max=3600, step=5, value=0,
+                                   tooltip="most seconds of training; 0: no limit (it stops by itself within a "
+                                           "fixed number of steps, the same on every computer)")
         self.iterations = SpinBox(label="iterations", min=0, max=10_000, value=0,
-                                  tooltip="0: stop by itself (within the budget); N: exactly N steps")
+                                  tooltip="0: stop by itself; N: exactly N steps")
         self.go_on = CheckBox(text="go on from the last model", value=True,
                               tooltip="train from the last model when it has the same labels and backbone; "
                                       "unticked: from the pretrained decoder")
         self.found = wrapped_label("no labelled slices")
+        self.add_button = PushButton(text="Add to set",
+                                     tooltip="keep this image and its labels for training, then choose another: "
+                                             "training learns from the labelled slices of every image in the set "
+                                             "and of the chosen one")
+        self.clear_button = PushButton(text="Clear set")
+        self.set_label = wrapped_label("")
         self.train_button = PushButton(text="Train")
         self.suggest_button = PushButton(text="Suggest", tooltip="go to the slice to label next, and say why")
         self.empty_button = PushButton(text="Nothing here",
@@ -124,6 +78,8 @@ class FewShotWidget(QWidget):
         self.form = Container(widgets=[
             self.image, self.labels, self.model, self.checkpoint, self.device, self.precision, self.window,
             self.budget, self.iterations, self.go_on, self.found,
+            Container(widgets=[self.add_button, self.clear_button], layout="horizontal", labels=False),
+            self.set_label,
             Container(widgets=[self.train_button, self.tasks.cancel_button], layout="horizontal", labels=False),
             Container(widgets=[self.suggest_button, self.empty_button, self.segment_button], layout="horizontal",
                       labels=False),
@@ -138,6 +94,8 @@ class FewShotWidget(QWidget):
         self.train_button.clicked.connect(self.train)
         self.suggest_button.clicked.connect(self.suggest)
         self.empty_button.clicked.connect(self.mark_empty)
+        self.add_button.clicked.connect(self.add_to_set)
+        self.clear_button.clicked.connect(self.clear_set)
         self.segment_button.clicked.connect(self.segment_volume)
         self.save_button.clicked.connect(lambda: self._ask_path(save=True))
         self.load_button.clicked.connect(lambda: self._ask_path(save=False))
@@ -153,6 +111,10 @@ class FewShotWidget(QWidget):
 
     def _forget(self, event) -> None:
         self.embeddings.pop(event.value, None)
+        kept = {image: labels for image, labels in self.training_set.items() if event.value not in (image, labels)}
+        if len(kept) < len(self.training_set):
+            self.training_set = kept
+            self._show_set()
         if event.value is self._watched:
             self._watch_labels(None)
 
@@ -171,33 +133,66 @@ class FewShotWidget(QWidget):
     def _painted(self, _event=None) -> None:
         self._recount.start()
 
-    def painted_slices(self) -> np.ndarray:
-        """The indices of the chosen Labels layer's slices that hold a label."""
-        layer = self.labels.value
+    def painted_slices(self, layer: Labels | None = None) -> np.ndarray:
+        """The indices of the slices of ``layer`` (default: the chosen Labels layer) that hold a label."""
+        layer = layer or self.labels.value
         if layer is None:
             return np.empty(0, int)
         data = np.asarray(layer.data)
         return np.flatnonzero(data.reshape(len(data), -1).any(axis=1))
 
-    def empty_slices(self, painted: np.ndarray | None = None) -> list[int]:
-        """The slices of the chosen Labels layer marked as holding nothing and still unpainted (the marks live in
-        the layer's metadata, and go with it); ``painted``: `painted_slices` when the caller has them."""
-        layer = self.labels.value
+    def empty_slices(self, painted: np.ndarray | None = None, layer: Labels | None = None) -> list[int]:
+        """The slices of ``layer`` (default: the chosen Labels layer) marked as holding nothing and still
+        unpainted (the marks live in the layer's metadata, and go with it); ``painted``: `painted_slices` when the
+        caller has them."""
+        layer = layer or self.labels.value
         if layer is None:
             return []
-        painted = set((self.painted_slices() if painted is None else painted).tolist())
+        painted = set((self.painted_slices(layer) if painted is None else painted).tolist())
         return [z for z in layer.metadata.get(EMPTY_KEY, []) if z not in painted]
 
-    def labelled_slices(self) -> list[int]:
-        """Painted slices and slices marked empty, in order."""
-        painted = self.painted_slices()
-        return sorted({*painted.tolist(), *self.empty_slices(painted)})
+    def labelled_slices(self, layer: Labels | None = None) -> list[int]:
+        """Painted slices and slices marked empty of ``layer`` (default: the chosen Labels layer), in order."""
+        painted = self.painted_slices(layer)
+        return sorted({*painted.tolist(), *self.empty_slices(painted, layer)})
 
-    def annotations(self) -> dict[int, np.ndarray]:
-        """The labelled slices of the chosen Labels layer: {slice index: a copy of its label plane} (zeros for a
-        slice marked empty)."""
-        data = np.asarray(self.labels.value.data) if self.labels.value is not None else None
-        return {int(z): data[z].copy() for z in self.labelled_slices()}
+    def annotations(self, layer: Labels | None = None) -> dict[int, np.ndarray]:
+        """The labelled slices of ``layer`` (default: the chosen Labels layer): {slice index: a copy of its label
+        plane} (zeros for a slice marked empty)."""
+        layer = layer or self.labels.value
+        data = np.asarray(layer.data) if layer is not None else None
+        return {int(z): data[z].copy() for z in self.labelled_slices(layer)}
+
+    def add_to_set(self) -> None:
+        """Keep the chosen image and Labels layer for training (checked as training checks them); the user then
+        chooses the next image."""
+        try:
+            image, labels = self._checked_pair(self._image(), self.labels.value)
+        except SamedError as exc:
+            show_error(str(exc))
+            return
+        self.training_set[image] = labels
+        self._show_set()
+        self.tasks.status.value = f"{image.name!r} added: choose the next image and its labels, or train"
+
+    def clear_set(self) -> None:
+        self.training_set = {}
+        self._show_set()
+
+    def _show_set(self) -> None:
+        self.set_label.value = "" if not self.training_set else "set: " + ", ".join(
+            f"{image.name} ({len(self.labelled_slices(labels))} slices)" for image, labels in self.training_set.items())
+
+    def _checked_pair(self, image: Image, labels: Labels | None) -> tuple[Image, Labels]:
+        """``image`` and ``labels``, or `SamedError` when they cannot be trained on."""
+        if labels is None:
+            raise SamedError("choose the Labels layer with your painted slices")
+        if labels.data.shape != image.data.shape:
+            raise SamedError(f"labels layer {labels.name!r} of shape {labels.data.shape} does not match the image "
+                             f"{image.name!r} of shape {image.data.shape}")
+        if not len(self.painted_slices(labels)):
+            raise SamedError(f"nothing painted in {labels.name!r}: label a few slices first")
+        return image, labels
 
     def mark_empty(self) -> None:
         """Mark the current slice as holding none of the structure, or take the mark back."""
@@ -241,44 +236,44 @@ class FewShotWidget(QWidget):
         if not self.tasks.idle():
             return
         try:
-            image = self._image()
-            labels = self.labels.value
-            if labels is None:
-                raise SamedError("choose the Labels layer with your painted slices")
-            if labels.data.shape != image.data.shape:
-                raise SamedError(f"labels layer shape {labels.data.shape} does not match the image {image.data.shape}")
-            if not len(self.painted_slices()):
-                raise SamedError(f"nothing painted in {labels.name!r}: label a few slices first")
-            annotations = self.annotations()
+            chosen = self._checked_pair(self._image(), self.labels.value)
+            pairs = [chosen] + [self._checked_pair(*pair) for pair in self.training_set.items()
+                                if pair[0] is not chosen[0]]
         except SamedError as exc:
             show_error(str(exc))
             return
-        settings, window = self.fields.settings(), self.window.value
-        iterations, budget = self.iterations.value or None, self.budget.value
+        images = [image for image, _ in pairs]
+        annotations = [self.annotations(labels) for _, labels in pairs]
+        held = [(self.embeddings.get(image), np.asarray(image.data)) for image in images]
+        settings, window, cache_dir = self.fields.settings(), self.window.value, self.cache_dir
+        iterations, budget = self.iterations.value or None, self.budget.value or None
         last = self.method if self.go_on.value else None
-        held, data, cache_dir = self.embeddings.get(image), np.asarray(image.data), self.cache_dir
 
         def run():
             backbone = load_backbone(*(settings[key] for key in ("model", "checkpoint", "device", "precision")))
-            embeddings = held  # the image's, kept while it is open, unless the model or window changed
-            if embeddings is None or embeddings.backbone is not backbone or \
-                    embeddings.window_rule != window_rule(window, data):
-                embeddings = VolumeEmbeddings(data, backbone, window, cache_dir)
+            every = []
+            for embeddings, data in held:  # each image's, kept while it is open, unless the model or window changed
+                if embeddings is None or embeddings.backbone is not backbone or \
+                        embeddings.window_rule != window_rule(window, data):
+                    embeddings = VolumeEmbeddings(data, backbone, window, cache_dir)
+                every.append(embeddings)
             method = FewShot(backbone)
-            yield from method.fit(embeddings, annotations, iterations=iterations, budget=budget, start=last)
-            return method, embeddings
+            yield from method.fit(every, annotations, iterations=iterations, budget=budget, start=last)
+            return method, every
 
         self.plot.reset()
-        self.tasks.start(run, len(annotations) + (iterations or 1), "training",
-                         returned=lambda out: self._trained(image, *out))
+        self.tasks.start(run, sum(map(len, annotations)) + (iterations or 1), "training",
+                         returned=lambda out: self._trained(images, *out))
 
-    def _trained(self, image: Image, method: FewShot, embeddings: VolumeEmbeddings) -> None:
-        if image in self.viewer.layers:
-            self.embeddings[image] = embeddings
+    def _trained(self, images: list[Image], method: FewShot, embeddings: list[VolumeEmbeddings]) -> None:
+        for image, held in zip(images, embeddings, strict=True):
+            if image in self.viewer.layers:
+                self.embeddings[image] = held
         self.method = method
         self.plot.stopped(method.stopped)
         origin = "went on from the last model" if method.continued else "started from the pretrained decoder"
-        self.tasks.status.value = (f"trained: labels {method.labels}, {origin}; {method.stopped}, final loss "
+        on = f" on {len(images)} images" if len(images) > 1 else ""
+        self.tasks.status.value = (f"trained{on}: labels {method.labels}, {origin}; {method.stopped}, final loss "
                                    f"{self.plot.losses[-1]:.4f}; {method.drawing}")
 
     def _on_step(self, step: Progress) -> None:
