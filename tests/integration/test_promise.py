@@ -13,6 +13,7 @@ from napari_samed.io.volume import Volume
 from napari_samed.masks import deepest_point
 from napari_samed.methods import METHODS, BoxPrompt3D, ObjectPrompt3D, Promise, SlicePrompt, run_task
 from napari_samed.methods.promise import CPU, PAPER, boundary_loss
+from napari_samed.methods.promise.follow import MAX_CROPS
 from napari_samed.methods.promise.grid import GridVolume
 from napari_samed.methods.promise.lite3d import LiteEncoder3D
 from napari_samed.methods.promise.model import ProMISeNet
@@ -134,7 +135,7 @@ def test_train_resume_save_open_and_segment_one_click(tiny_backbone, tiny_case, 
     far = (0 if z >= 8 else 15, 0 if y >= 16 else 31, 0 if x >= 16 else 31)
     near = SlicePrompt(int(z) + (1 if z < 15 else -1), 3, points=[(float(y), float(x))], point_labels=[0])
     more = ObjectPrompt3D(3, [click, near, SlicePrompt(far[0], 3, points=[far[1:]], point_labels=[1])])
-    assert run_task(loaded.segment(emb, [more], spacing=volume.spacing)).shape == volume.shape and seen == [2]
+    assert run_task(loaded.segment(emb, [more], spacing=volume.spacing)).shape == volume.shape and seen[0] == 2
     hook.remove()
     # a volume at another voxel size is resampled to the model's and the mask comes back in its geometry
     fine = Volume(np.repeat(volume.data, 2, axis=0), spacing=(4.0, 8.0, 8.0))
@@ -266,3 +267,15 @@ def test_train_command_under_torchrun_averages_two_processes(tmp_path, cache_dir
     assert two.losses[:1] == pytest.approx(one.losses[:1])  # rank 0 draws the first crop as one process does
     own = two.model.state_dict()
     assert any(not torch.equal(own[k], v) for k, v in one.model.state_dict().items())  # rank 1's gradients too
+
+
+def test_crops_follow_an_object_larger_than_one_crop(lite, cache_dir):
+    volume, _ = make_phantom(3, shape=(8, 32, 32), spacing=(4.0, 4.0, 4.0))
+    torch.manual_seed(0)
+    method = Promise(lite, replace(CPU, crop=8))
+    method.model.decoder.head.bias.data = torch.tensor([-5.0, 5.0])  # foreground everywhere: an endless object
+    grid = GridVolume.build(volume.data, volume.spacing, (-160.0, 240.0), method.config, lite, cache_dir)
+    click, positive = grid.to_grid(np.array([[4, 16, 16]], float)), np.ones(1, np.int64)
+    one = method.predict(grid, click, positive, follow=False) > 0.5
+    more = method.predict(grid, click, positive) > 0.5
+    assert one.sum() == 8**3 and (more[one]).all() and one.sum() < more.sum() <= MAX_CROPS * 8**3

@@ -25,6 +25,7 @@ from ..base import register
 from ..prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, check_prompts
 from ..trained import TrainedMethod, load_weights
 from .config import PromiseConfig, default_config
+from .follow import MAX_CROPS, clicked_parts, next_crop
 from .grid import GridVolume, crop_embeddings, crop_start, paste, take
 from .loss import BoundaryAwareLoss
 from .model import ProMISeNet, build_model
@@ -186,11 +187,13 @@ class Promise(TrainedMethod):
                           f"resuming on label {'+'.join(map(str, self.target))} unchecked", SamedWarning, stacklevel=2)
         self._load_state(state, path)
 
-    def one_click_dsc(self, grid: GridVolume, mask: np.ndarray, click: tuple[int, int, int]) -> float:
+    def one_click_dsc(self, grid: GridVolume, mask: np.ndarray, click: tuple[int, int, int],
+                      follow: bool = True) -> float:
         """DSC of the object ``mask`` (on the volume of ``grid``) segmented from one positive ``click`` (z, y, x),
-        e.g. at its deepest voxel (`masks.deepest_point`)."""
+        e.g. at its deepest voxel (`masks.deepest_point`); ``follow``: see `predict`."""
         self.model.eval()
-        pred = grid.to_volume(self.predict(grid, grid.to_grid(np.array([click], float)), np.ones(1, np.int64)))
+        pred = grid.to_volume(self.predict(grid, grid.to_grid(np.array([click], float)), np.ones(1, np.int64),
+                                           follow))
         return dice(pred, mask)
 
     # -- inference -----------------------------------------------------------------------------------------
@@ -223,11 +226,33 @@ class Promise(TrainedMethod):
         return out
 
     @torch.inference_mode()
-    def predict(self, grid: GridVolume, clicks: np.ndarray, labels: np.ndarray) -> torch.Tensor:
-        """Foreground probability on the whole grid from one crop centred on the first positive click; the clicks
-        outside that crop are left out."""
+    def predict(self, grid: GridVolume, clicks: np.ndarray, labels: np.ndarray, follow: bool = True) -> torch.Tensor:
+        """Foreground probability on the whole grid: the crop centred on the first positive click, then, with
+        ``follow``, crops where the object (the mask's parts holding a positive click) goes on beyond it
+        (`follow.next_crop`, up to `follow.MAX_CROPS`).
+        Each crop gets the clicks inside it; a crop after the first also a positive click inside what was found."""
+        shape, size = tuple(grid.image.shape), self.config.crop
+        probability, covered = torch.zeros(shape), np.zeros(shape, bool)
+        starts = [crop_start(clicks[labels > 0][0], size, align(self.config))]
+        extra = np.empty((0, 3))
+        while True:
+            start = starts[-1]
+            crop = self._crop(grid, start, np.concatenate([clicks, extra]),
+                              np.concatenate([labels, np.ones(len(extra), labels.dtype)]))
+            new = paste(torch.ones(crop.shape, dtype=torch.bool), start, shape).numpy() & ~covered
+            probability[torch.from_numpy(new)] = paste(crop, start, shape)[torch.from_numpy(new)]
+            covered |= new
+            positives = np.concatenate([clicks[labels > 0], extra])
+            step = None if not follow or len(starts) == MAX_CROPS else next_crop(
+                clicked_parts((probability > 0.5).numpy(), positives), covered, starts, size, align(self.config))
+            if step is None:
+                return probability
+            starts.append(step[0])
+            extra = step[1][None]
+
+    def _crop(self, grid: GridVolume, start: np.ndarray, clicks: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+        """Foreground probability (S, S, S) of the crop at ``start``, from the clicks inside it."""
         size = (self.config.crop,) * 3
-        start = crop_start(clicks[labels > 0][0], self.config.crop, align(self.config))
         inside = np.all((clicks >= start) & (clicks < start + self.config.crop), axis=1)
         clicks, labels = clicks[inside], labels[inside]
         dev = self.backbone.device
@@ -235,8 +260,7 @@ class Promise(TrainedMethod):
         points = normalise_points(torch.from_numpy(clicks - start).float(), size)[None].to(dev)
         emb = crop_embeddings(grid.embeddings, start, self.config.crop)[None].to(dev) if self.config.lite else None
         logits = self.model(image, points, torch.from_numpy(labels)[None].to(dev), emb)
-        crop = torch.softmax(logits.float(), dim=1)[0, 1].cpu()
-        return paste(crop, start, tuple(grid.image.shape))
+        return torch.softmax(logits.float(), dim=1)[0, 1].cpu()
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict:
