@@ -116,6 +116,24 @@ def test_a_corrupt_input_is_reported_and_the_others_go_on(capsys, model, cohort,
     assert {n: r["status"] for n, r in summary(out).items()} == {"case01": "skipped", "case02": "done"}
 
 
+def test_a_few_shot_model_ignores_prompts_and_the_window_and_says_so_once(capsys, model, cohort, cache_dir, tmp_path):
+    images = [cohort.parent / f"case0{s}.nii.gz" for s in (1, 2)]
+    manifest = tmp_path / "prompted.csv"
+    manifest.write_text("image,box\n" + "".join(f'{image},"2,10,10,40,40"\n' for image in images))
+    prompted, plain = tmp_path / "prompted", tmp_path / "plain"
+    code, _, err = run(capsys, "apply", model, manifest, "-o", prompted, "--cache", cache_dir, "--window", "mr")
+    assert code == 0, err
+    assert err.count("napari-samed: warning: few-shot segments without prompts: the manifest's prompts are "
+                     "ignored") == 1
+    assert err.count(f"napari-samed: warning: {model} uses the window it was trained with; --window is for "
+                     f"zero-shot models") == 1
+    assert run(capsys, "apply", model, *images, "-o", plain, "--cache", cache_dir)[0] == 0
+    first, second = outputs(prompted), outputs(plain)
+    assert list(first) == ["case01.nii.gz", "case02.nii.gz"] == list(second)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+
+
 def test_bad_model_or_no_input_writes_nothing(capsys, model, cohort, tmp_path):
     out = tmp_path / "out"
     bad = tmp_path / "bad.ckpt"
@@ -178,11 +196,14 @@ def test_a_worker_killed_mid_run_loses_no_case(model, cohort, cluster, tmp_path)
 
     settings = Settings(cache=tmp_path / "cache")  # a cold cache: the cases take long enough to be killed mid-way
     inputs = [str(cohort.parent / "case0[1-4].nii.gz")]  # a glob: four cases
-    results = run_task(Cohort.prepare(model, inputs, out).run(settings, scheduler=cluster.scheduler_address),
-                       kill_once)
+    def apply(step=None):
+        return run_task(Cohort.prepare(model, inputs, out, settings=settings).run(scheduler=cluster.scheduler_address),
+                        step)
+
+    results = apply(kill_once)
     assert killed.is_set() and len(results) == 4
     if any(r.status == "failed" for r in results):  # the scheduler gave up on it: a rerun finishes the run
-        results = run_task(Cohort.prepare(model, inputs, out).run(settings, scheduler=cluster.scheduler_address))
+        results = apply()
     assert {r.status for r in results} <= {"done", "skipped"}
     assert all(labels.shape == SHAPE for labels in outputs(out).values()) and len(outputs(out)) == 4
     assert len(list((out / RECORDS).glob("*.json"))) == 4
