@@ -159,6 +159,8 @@ def test_bad_model_or_no_input_writes_nothing(capsys, model, cohort, tmp_path):
     assert code == 2
     code, _, err = run(capsys, "apply", model, cohort, "-o", cohort.parent)
     assert code == 2 and "is the folder of the input" in err
+    code, _, err = run(capsys, "apply", model, cohort, "-o", out, "--propagate")
+    assert code == 2 and "--propagate is for the zero-shot method; fewshot segments every slice without prompts" in err
     assert not out.exists()
 
 

@@ -189,14 +189,14 @@ def case_prompts(case: Case, cls: type, propagate: bool, shape: tuple[int, int, 
 
     if case.prompts is None or not any(case.prompts):
         raise SamedError(NO_PROMPTS)
-    flat = []
-    for i, (column, cell) in enumerate(zip(PROMPT_COLUMNS, case.prompts, strict=True)):
+    flat: dict[str, list] = {}
+    for column, cell in zip(PROMPT_COLUMNS, case.prompts, strict=True):
         try:
-            flat.append([parse_prompt(column, text) for text in cell])
-            group_prompts(*([] if j != i else flat[i] for j in range(len(PROMPT_COLUMNS))))  # labels, polarity
+            flat[column] = [parse_prompt(column, text) for text in cell]
+            group_prompts(*(flat[column] if c == column else () for c in PROMPT_COLUMNS))  # its labels, polarities
         except SamedError as exc:
             raise SamedError(f"column {column}: {exc}") from None
-    return method_prompts(cls, *flat, propagate=propagate, shape=shape)
+    return method_prompts(cls, *flat.values(), propagate=propagate, shape=shape)
 
 
 def _prompt_key(case: Case, takes_prompts: bool, propagate: bool) -> dict | None:

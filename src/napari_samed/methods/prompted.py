@@ -20,7 +20,8 @@ def check_propagate(cls: type, propagate: bool) -> None:
     """`SamedError` for ``propagate`` with a method other than zero-shot."""
     if propagate and cls is not ZeroShot:
         raise SamedError(f"--propagate is for the zero-shot method; {cls.name} "
-                         + ("segments in 3D from clicks by itself" if cls.name == "promise" else
+                         + ("segments every slice without prompts" if not cls.prompts else
+                            "segments in 3D from clicks by itself" if cls.name == "promise" else
                             "segments the prompted slices only"))
 
 
