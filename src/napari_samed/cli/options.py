@@ -91,15 +91,17 @@ def int_list(what: str):
     return parse
 
 
-def ints_between(low: int, high: int, form: str):
+def prompt(kind: str):
+    """A flat prompt of ``kind`` (``box``, ``box3d``, ``point``), as `methods.prompts.parse_prompt` reads it."""
+
     def parse(text: str) -> tuple[int, ...]:
+        from ..errors import SamedError
+        from ..methods.prompts import parse_prompt
+
         try:
-            values = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if not low <= len(values) <= high:
-            raise argparse.ArgumentTypeError(f"{form}; got {text!r}")
-        return values
+            return parse_prompt(kind, text)
+        except SamedError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 

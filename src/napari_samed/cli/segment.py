@@ -8,10 +8,6 @@ from pathlib import Path
 from ..errors import SamedError
 from . import options
 
-box3d = options.ints_between(6, 6, "--box3d must be 6 comma-separated integers")
-box = options.ints_between(5, 6, "a box is Z,Y0,X0,Y1,X1 or Z,Y0,X0,Y1,X1,LABEL (integers)")
-point = options.ints_between(3, 5, "a point is Z,Y,X[,POLARITY[,LABEL]] (integers; POLARITY 1 positive, 0 negative)")
-
 
 def add_parser(sub) -> None:
     from ..methods import METHOD_NAMES
@@ -28,12 +24,13 @@ def add_parser(sub) -> None:
                    help="a trained model (napari-samed train ...): few-shot, co-trained decoder or ProMISe; it runs "
                         "on the backbone and window it was trained with")
     options.add_model(p)
-    p.add_argument("--box", action="append", default=[], type=box, metavar="Z,Y0,X0,Y1,X1[,LABEL]",
+    p.add_argument("--box", action="append", default=[], type=options.prompt("box"), metavar="Z,Y0,X0,Y1,X1[,LABEL]",
                    help="2D box on slice Z; repeat for more objects. Boxes with the same LABEL are one object; "
                         "without LABEL each box is an object of its own (the lowest free labels, in order)")
-    p.add_argument("--box3d", action="append", default=[], type=box3d,
+    p.add_argument("--box3d", action="append", default=[], type=options.prompt("box3d"),
                    metavar="Z0,Y0,X0,Z1,Y1,X1", help="3D box, propagated from its middle slice")
-    p.add_argument("--point", action="append", default=[], type=point, metavar="Z,Y,X[,POLARITY[,LABEL]]",
+    p.add_argument("--point", action="append", default=[], type=options.prompt("point"),
+                   metavar="Z,Y,X[,POLARITY[,LABEL]]",
                    help="click on slice Z; POLARITY 1 positive (default) or 0 negative; with LABEL it belongs "
                         "to that object, without it to the box around it on its slice")
     p.add_argument("--propagate", action="store_true",
@@ -100,7 +97,7 @@ def output_path(out: Path, image: Path) -> Path:
 
 def run(args) -> int:
     from ..io import read_volume, write_labels
-    from ..methods import ZeroShot, check_prompts, group_prompts
+    from ..methods.prompted import made_by, method_prompts, segment_volume, volume_embeddings
     from ..methods.trained import checkpoint_entry
     from ..tasks import run_task
 
@@ -108,14 +105,9 @@ def run(args) -> int:
     method_cls = method_class(args)
     out = labels_output(args, output_path(args.output, args.image), [args.image, trained, args.checkpoint])
     volume = read_volume(args.image)
-    if args.propagate and method_cls is not ZeroShot:
-        raise SamedError(f"--propagate is for the zero-shot method; {method_cls.name} "
-                         + ("segments in 3D from clicks by itself" if method_cls.name == "promise" else
-                            "segments the prompted slices only"))
-    prompts = group_prompts(args.box, args.box3d, args.point, propagate=args.propagate)
-    if method_cls.prompts:
-        check_prompts(prompts, volume.shape)  # before any model load or progress bar
-    elif prompts:
+    # before any model load or progress bar
+    prompts = method_prompts(method_cls, args.box, args.box3d, args.point, args.propagate, volume.shape)
+    if prompts and not method_cls.prompts:
         raise SamedError(f"{method_cls.what} segments every slice without prompts; drop --box, --box3d and --point")
     if trained is not None:
         recorded = checkpoint_entry(trained, "backbone")
@@ -125,18 +117,14 @@ def run(args) -> int:
         args.model = recorded
         backbone = options.backbone(args) if args.checkpoint else None
         method = method_cls.open(trained, args.device, args.precision, backbone)
-        embeddings = method.embeddings(volume, args.cache, args.window)
     else:
-        backbone, embeddings = options.embeddings(args, volume)
-        method = method_cls(backbone)
+        method = method_cls(options.backbone(args))
+    embeddings = volume_embeddings(method, volume, args.cache, args.window)
     bar, update = options.progress_bar("segment")
     with bar:
-        if isinstance(method, ZeroShot):
-            labels, objects = run_task(method.segment_reporting(embeddings, prompts), update)
-        else:
-            labels, objects = run_task(method.segment(embeddings, prompts), update), []
+        labels, objects = run_task(segment_volume(method, embeddings, prompts), update)
     for obj in objects:
         print(obj.describe(), file=sys.stderr)
-    write_labels(labels, out, volume, method_cls.name if trained else f"{method_cls.name} {backbone.name}")
+    write_labels(labels, out, volume, made_by(method))
     print(out)
     return 0

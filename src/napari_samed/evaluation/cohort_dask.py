@@ -8,6 +8,7 @@ another worker by the scheduler, and the output, written atomically (`cohort.seg
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections import Counter
@@ -20,32 +21,32 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from ..errors import SamedError
 from .cohort import CaseResult, Settings, segment_case
 from .cohort_inputs import Case
+from .compare import MethodSlot
 
 #: How many times a case that raised is tried again (a case's own failure is a result, not an exception).
 RETRIES = 2
 
 
 class ModelPlugin(WorkerPlugin):
-    """The trained model of a checkpoint, loaded once per worker, and the torch threads the worker may use: its
-    machine's cores over ``sharing``, the most workers on one machine."""
+    """The model of a method slot (a trained checkpoint or a zero-shot backbone), loaded once per worker, and the
+    torch threads the worker may use: its machine's cores over ``sharing``, the most workers on one machine."""
 
-    def __init__(self, checkpoint: Path, settings: Settings, sharing: int):
-        self.checkpoint, self.settings, self.sharing = checkpoint, settings, sharing
+    def __init__(self, slot: MethodSlot, settings: Settings, sharing: int):
+        self.slot, self.settings, self.sharing = slot, settings, sharing
         self.method, self.threads = None, 1
 
     def setup(self, worker) -> None:
         import torch
 
-        from ..methods.trained import open_trained
-
         self.threads = max(1, len(os.sched_getaffinity(0)) // self.sharing)  # this machine's cores, shared
         torch.set_num_threads(self.threads)
-        self.method = open_trained(self.checkpoint, self.settings.device, self.settings.precision)
+        self.method = self.slot.load(self.settings.device, self.settings.precision)
 
 
 def plugin_name(model: str) -> str:
-    """The plugin's name on the cluster: one per model, so runs of different models can share a cluster."""
-    return f"napari-samed-model-{model[:16]}"
+    """The plugin's name on the cluster: one per model fingerprint, so runs of different models can share a
+    cluster."""
+    return f"napari-samed-model-{hashlib.sha256(model.encode()).hexdigest()[:16]}"
 
 
 def _run_case(name: str, case: Case, output: Path, model: str, settings: Settings) -> CaseResult:
@@ -57,7 +58,7 @@ def _run_case(name: str, case: Case, output: Path, model: str, settings: Setting
     return segment_case(plugin.method, case, output, model, settings)
 
 
-def run_on_dask(checkpoint: Path, cases: list[Case], output: Path, model: str, settings: Settings,
+def run_on_dask(slot: MethodSlot, cases: list[Case], output: Path, model: str, settings: Settings,
                 workers: int, scheduler: str | None = None) -> Iterator[CaseResult]:
     """The results of ``cases`` as they finish, on ``LocalCluster(n_workers=workers, threads_per_worker=1,
     processes=True)`` or on the cluster at ``scheduler``. Torch gets the cores of a machine shared by its workers."""
@@ -77,10 +78,11 @@ def run_on_dask(checkpoint: Path, cases: list[Case], output: Path, model: str, s
         client.wait_for_workers(1 if scheduler else workers, timeout=120)
         hosts = Counter(w["host"] for w in client.scheduler_info()["workers"].values())
         name = plugin_name(model)
-        responses = client.register_plugin(ModelPlugin(checkpoint, settings, max(hosts.values())), name=name)
+        responses = client.register_plugin(ModelPlugin(slot, settings, max(hosts.values())), name=name)
         for response in (responses or {}).values():
             if isinstance(response, dict) and response.get("status") == "error":
-                raise SamedError(f"a Dask worker could not load {checkpoint}: {response.get('exception_text')}")
+                raise SamedError(f"a Dask worker could not load {slot.checkpoint or slot.name}: "
+                                 f"{response.get('exception_text')}")
         futures = {client.submit(_run_case, name, case, output, model, settings, retries=RETRIES, pure=False,
                                  key=f"apply-{case.name}-{uuid.uuid4().hex[:8]}"): case for case in cases}
         for future in as_completed(futures):

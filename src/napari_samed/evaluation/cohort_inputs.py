@@ -1,4 +1,5 @@
-"""The cases of a cohort: image files, folders, globs or a CSV manifest (``image[,reference]``) made into `Case`s."""
+"""The cases of a cohort: image files, folders, globs or a CSV manifest (``image[,reference][,box][,box3d][,point]``)
+made into `Case`s."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from ..io.dicom import holds_dicom, is_dicom_file
 from ..io.readers import LABEL_SUFFIX, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem
 
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + TIFF_SUFFIXES
+#: A manifest's prompt columns: each cell a ``;``-separated list of prompts written as ``segment``'s options.
+PROMPT_COLUMNS = ("box", "box3d", "point")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One image of a cohort (a NIfTI or TIFF file, or a DICOM series folder) and its optional reference labels."""
+    """One image of a cohort (a NIfTI or TIFF file, or a DICOM series folder), its optional reference labels and
+    its prompts: each `PROMPT_COLUMNS` cell's prompts as text (None: not from a manifest with prompt columns)."""
 
     image: Path
     reference: Path | None = None
+    prompts: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def name(self) -> str:
@@ -99,11 +104,14 @@ def _folder(folder: Path) -> list[Case]:
 
 
 def _manifest(path: Path) -> list[Case]:
-    """The rows of a CSV manifest: an ``image`` column and an optional ``reference`` one, relative to the CSV."""
+    """The rows of a CSV manifest: an ``image`` column, an optional ``reference`` one (paths relative to the CSV)
+    and optional `PROMPT_COLUMNS`."""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "image" not in rows[0]:
-        raise SamedError(f"manifest {path} needs an 'image' column (and optionally 'reference'), one row per case")
+        raise SamedError(f"manifest {path} needs an 'image' column (and optionally 'reference', "
+                         f"{', '.join(map(repr, PROMPT_COLUMNS))}), one row per case")
+    prompted = any(column in rows[0] for column in PROMPT_COLUMNS)
     base = path.parent
     cases = []
     for number, row in enumerate(rows, start=2):
@@ -111,6 +119,7 @@ def _manifest(path: Path) -> list[Case]:
             raise SamedError(f"manifest {path} line {number}: no image")
         image = base / row["image"].strip()
         reference = (row.get("reference") or "").strip()
+        prompts = tuple(tuple(t.strip() for t in (row.get(c) or "").split(";") if t.strip()) for c in PROMPT_COLUMNS)
         cases.append(Case(image.parent if image.is_file() and is_dicom_file(image) else image,
-                          base / reference if reference else None))
+                          base / reference if reference else None, prompts if prompted else None))
     return cases

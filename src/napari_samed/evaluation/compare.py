@@ -50,6 +50,16 @@ class MethodSlot:
         base = self.method if self.trained else f"{self.method} {self.model}"
         return f"{base} ({self.prompt})" if self.prompt else base
 
+    def load(self, device: str = "auto", precision: str = "auto"):
+        """The slot's method: a trained one from its checkpoint (``precision`` as in `open_backbone`), else on its
+        backbone (shared with other slots, `load_backbone`); `SamedError` when it cannot be loaded."""
+        cls = get_method(self.method)
+        if not cls.trained:
+            return cls(load_backbone(self.model, self.checkpoint, device, precision))
+        if self.checkpoint is None:
+            raise SamedError(f"{self.method} needs its trained checkpoint file")
+        return cls.open(self.checkpoint, device, precision)
+
 
 def parse_methods(text: str) -> list[MethodSlot]:
     """``zero-shot:lite-medsam,zero-shot:sam-vit-b=WEIGHTS,cotrain:CKPT,fewshot:CKPT,promise:CKPT`` -> slots."""
@@ -102,14 +112,8 @@ def load_slots(slots: Sequence[MethodSlot], device: str = "auto", precision: str
     Slots share backbones (`load_backbone`); ``precision`` as in `open_backbone` for trained slots."""
     methods = {}
     for slot in dict.fromkeys(replace(s, prompt=None) for s in slots):
-        cls = get_method(slot.method)
         try:
-            if cls.trained:
-                if slot.checkpoint is None:
-                    raise SamedError(f"{slot.method} needs its trained checkpoint file")
-                methods[slot] = cls.open(slot.checkpoint, device, precision)
-            else:
-                methods[slot] = cls(load_backbone(slot.model, slot.checkpoint, device, precision))
+            methods[slot] = slot.load(device, precision)
         except SamedError as exc:
             methods[slot] = exc
     return {s: methods[replace(s, prompt=None)] for s in slots}

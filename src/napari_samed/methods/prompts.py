@@ -57,6 +57,25 @@ class ObjectPrompt3D:
 
 Prompt = SlicePrompt | BoxPrompt3D | ObjectPrompt3D
 
+#: The text of each flat prompt kind (the CLI's ``--box``, ``--box3d``, ``--point``; a cohort manifest's columns):
+#: its fewest and most integers, and its form.
+PROMPT_TEXT = {"box": (5, 6, "a box is Z,Y0,X0,Y1,X1 or Z,Y0,X0,Y1,X1,LABEL (integers)"),
+               "box3d": (6, 6, "a 3D box is Z0,Y0,X0,Z1,Y1,X1 (integers)"),
+               "point": (3, 5, "a point is Z,Y,X[,POLARITY[,LABEL]] (integers; POLARITY 1 positive, 0 negative)")}
+
+
+def parse_prompt(kind: str, text: str) -> tuple[int, ...]:
+    """One flat prompt of ``kind`` (a `PROMPT_TEXT` key) from its comma-separated text, as `group_prompts` takes
+    it; `SamedError` in the kind's form."""
+    low, high, form = PROMPT_TEXT[kind]
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not low <= len(values) <= high:
+        raise SamedError(f"{form}; got {text!r}")
+    return values
+
 
 def _box_contains(box: Sequence[int], yx: Sequence[float]) -> bool:
     y0, x0, y1, x1 = box
