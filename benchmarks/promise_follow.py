@@ -1,8 +1,10 @@
 """ProMISe one click with crops that follow the object against the clicked crop alone, on the BraTS folds.
 
     PYTHONPATH=src python benchmarks/promise_follow.py --structure enhancing CKPT_FOLD0 ... CKPT_FOLD4 [--json OUT]
+        [--folds K ...]
 
-Each checkpoint is the model `promise_brats.py --fold K` trained (K its position in the list); its test patient's
+Each checkpoint is the model `promise_brats.py --fold K` trained (K its position in the list, or the matching one
+of ``--folds``); its test patient's
 structure is segmented from one click at the deepest voxel of its largest component, once with the crops following
 the object beyond the clicked crop (`Promise.predict`, the default) and once with the clicked crop alone. Prints
 one JSON line per fold: the DSC of both and the seconds each took.
@@ -33,9 +35,10 @@ def main() -> None:
     parser.add_argument("--structure", choices=sorted(pb.STRUCTURES), default="enhancing")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/promise-brats-cache"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--folds", type=int, nargs="+", help="each checkpoint's fold (default 0, 1, ...)")
     args = parser.parse_args()
     backbone = load_backbone("lite-medsam", device="cpu")
-    for fold, path in enumerate(args.checkpoints):
+    for fold, path in zip(args.folds or range(len(args.checkpoints)), args.checkpoints, strict=True):
         method = Promise.open(path, backbone=backbone)
         method.model.eval()
         _, _, test = pb.fold_split(fold)

@@ -25,7 +25,7 @@ from ..base import register
 from ..prompts import BoxPrompt3D, ObjectPrompt3D, Prompt, check_prompts
 from ..trained import TrainedMethod, load_weights
 from .config import PromiseConfig, default_config
-from .follow import MAX_CROPS, clicked_parts, next_crop
+from .follow import MAX_CROPS, agrees, clicked_parts, next_crop
 from .grid import GridVolume, crop_embeddings, crop_start, paste, take
 from .loss import BoundaryAwareLoss
 from .model import ProMISeNet, build_model
@@ -229,8 +229,9 @@ class Promise(TrainedMethod):
     def predict(self, grid: GridVolume, clicks: np.ndarray, labels: np.ndarray, follow: bool = True) -> torch.Tensor:
         """Foreground probability on the whole grid: the crop centred on the first positive click, then, with
         ``follow``, crops where the object (the mask's parts holding a positive click) goes on beyond it
-        (`follow.next_crop`, up to `follow.MAX_CROPS`).
-        Each crop gets the clicks inside it; a crop after the first also a positive click inside what was found."""
+        (`follow.next_crop`, up to `follow.MAX_CROPS`), each kept when it agrees with the crops so far where they
+        overlap (`follow.agrees`). Each crop gets the clicks inside it; a crop after the first also a positive
+        click inside what was found."""
         shape, size = tuple(grid.image.shape), self.config.crop
         probability, covered = torch.zeros(shape), np.zeros(shape, bool)
         starts = [crop_start(clicks[labels > 0][0], size, align(self.config))]
@@ -239,8 +240,10 @@ class Promise(TrainedMethod):
             start = starts[-1]
             crop = self._crop(grid, start, np.concatenate([clicks, extra]),
                               np.concatenate([labels, np.ones(len(extra), labels.dtype)]))
-            new = paste(torch.ones(crop.shape, dtype=torch.bool), start, shape).numpy() & ~covered
-            probability[torch.from_numpy(new)] = paste(crop, start, shape)[torch.from_numpy(new)]
+            region = paste(torch.ones(crop.shape, dtype=torch.bool), start, shape).numpy()
+            full, new = paste(crop, start, shape), region & ~covered
+            if len(starts) == 1 or agrees(full.numpy() > 0.5, (probability > 0.5).numpy(), region & covered):
+                probability[torch.from_numpy(new)] = full[torch.from_numpy(new)]
             covered |= new
             positives = np.concatenate([clicks[labels > 0], extra])
             step = None if not follow or len(starts) == MAX_CROPS else next_crop(
