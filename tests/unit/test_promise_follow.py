@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from napari_samed.methods.promise.follow import MIN_FACE, clicked_parts, next_crop
+from napari_samed.methods.promise.follow import AGREE, MIN_FACE, agrees, clicked_parts, next_crop
 
 SIZE = 16
 
@@ -39,3 +39,13 @@ def test_the_object_is_the_parts_holding_a_click():
     mask[1:3, 1:3, 1:3] = mask[5:7, 5:7, 5:7] = True
     assert clicked_parts(mask, np.array([[1.6, 2.2, 1.0]])).sum() == 8  # the first part only
     assert not clicked_parts(mask, np.array([[4.0, 4.0, 4.0]])).any()
+
+
+def test_a_new_crop_must_agree_where_it_overlaps():
+    shared = np.zeros((4, 4, 4), bool)
+    shared[:, :, :2] = True
+    old = np.zeros_like(shared)
+    old[1:3, 1:3, :] = True
+    assert agrees(old.copy(), old, shared) and agrees(np.zeros_like(old), np.zeros_like(old), shared)
+    leak = old | shared  # the new crop fills the whole overlap: DSC 2·4/(16 + 4) = 0.4
+    assert not agrees(leak, old, shared) and AGREE > 0.4
