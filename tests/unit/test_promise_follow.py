@@ -47,5 +47,5 @@ def test_a_new_crop_must_agree_where_it_overlaps():
     old = np.zeros_like(shared)
     old[1:3, 1:3, :] = True
     assert agrees(old.copy(), old, shared) and agrees(np.zeros_like(old), np.zeros_like(old), shared)
-    leak = old | shared  # the new crop fills the whole overlap: DSC 2·4/(16 + 4) = 0.4
+    leak = old | shared  # the new crop fills the whole overlap: DSC 2·8/(32 + 8) = 0.4
     assert not agrees(leak, old, shared) and AGREE > 0.4
