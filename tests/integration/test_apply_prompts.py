@@ -147,6 +147,23 @@ def cotrain(tmp_path_factory, lite):
     return method.save(tmp_path_factory.mktemp("cotrain") / "cotrain.ckpt")
 
 
+def apply_as_segment(capsys, model, manifest, folder, option, prompts, cache_dir, tmp_path) -> dict:
+    """Run apply over ``manifest`` and check each case's label volume equal to ``segment --trained model`` on the
+    same ``prompts`` ({seed: prompt texts}, each given as ``option``) of ``folder``'s case; {seed: label volume}."""
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "apply", model, manifest, "-o", out, "--cache", cache_dir)
+    assert code == 0, err
+    found = {}
+    for seed, texts in prompts.items():
+        alone, flags = tmp_path / f"alone{seed}.nii.gz", [a for text in texts for a in (option, text)]
+        code, _, err = run(capsys, "segment", folder / f"case{seed:02d}.nii.gz", "-o", alone, "--trained", model,
+                           *flags, "--cache", cache_dir)
+        assert code == 0, err
+        found[seed] = read_labels(out / f"case{seed:02d}.nii.gz").data
+        np.testing.assert_array_equal(found[seed], read_labels(alone).data)
+    return found
+
+
 def test_a_co_trained_decoder_segments_the_manifest_boxes_as_segment_does(capsys, phantoms, cotrain, cache_dir,
                                                                           tmp_path):
     folder, _ = phantoms
@@ -156,17 +173,7 @@ def test_a_co_trained_decoder_segments_the_manifest_boxes_as_segment_does(capsys
         prompts[seed] = [f"{z},{','.join(map(str, mask_bbox(labels[z] > 0)))}" for z in (2, 3)]  # one object each
     manifest = write_manifest(folder / "boxes.csv", [{"image": f"case{s:02d}.nii.gz", "box": ";".join(prompts[s])}
                                                      for s in (1, 2)])
-    out = tmp_path / "out"
-    code, _, err = run(capsys, "apply", cotrain, manifest, "-o", out, "--cache", cache_dir)
-    assert code == 0, err
-    for seed in (1, 2):
-        alone = tmp_path / f"alone{seed}.nii.gz"
-        boxes = [a for box in prompts[seed] for a in ("--box", box)]
-        code, _, err = run(capsys, "segment", folder / f"case{seed:02d}.nii.gz", "-o", alone, "--trained", cotrain,
-                           *boxes, "--cache", cache_dir)
-        assert code == 0, err
-        labels = read_labels(out / f"case{seed:02d}.nii.gz").data
-        np.testing.assert_array_equal(labels, read_labels(alone).data)
+    for labels in apply_as_segment(capsys, cotrain, manifest, folder, "--box", prompts, cache_dir, tmp_path).values():
         assert set(np.unique(labels[2])) == {0, 1} and set(np.unique(labels[3])) == {0, 2}
         assert not labels[[0, 1, 4, 5]].any()  # the prompted slices only
     # a model that needs prompts gets none from a folder, and --propagate is for zero-shot: refused, nothing written
@@ -189,17 +196,7 @@ def test_a_promise_model_segments_the_manifest_clicks_as_segment_does(capsys, ca
         clicks[seed] = [f"{z},{y},{x}", f"{z},{min(y + 3, 31)},{x},0"]  # a positive and a negative click
         rows.append({"image": f"case{seed:02d}.nii.gz", "point": "; ".join(clicks[seed])})
     manifest = write_manifest(tmp_path / "clicks.csv", rows)
-    out = tmp_path / "out"
-    code, _, err = run(capsys, "apply", model, manifest, "-o", out, "--cache", cache_dir)
-    assert code == 0, err
-    for seed in (3, 4):
-        alone = tmp_path / f"alone{seed}.nii.gz"
-        points = [a for click in clicks[seed] for a in ("--point", click)]
-        code, _, err = run(capsys, "segment", tmp_path / f"case{seed:02d}.nii.gz", "-o", alone, "--trained", model,
-                           *points, "--cache", cache_dir)
-        assert code == 0, err
-        labels = read_labels(out / f"case{seed:02d}.nii.gz").data
-        np.testing.assert_array_equal(labels, read_labels(alone).data)
+    for labels in apply_as_segment(capsys, model, manifest, tmp_path, "--point", clicks, cache_dir, tmp_path).values():
         assert len(np.unique(np.nonzero(labels)[0])) > 1  # a 3D result around the click
 
 
