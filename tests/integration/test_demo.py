@@ -9,6 +9,7 @@ from conftest import run
 
 from napari_samed import read_volume
 from napari_samed.io import Volume
+from napari_samed.methods import fewshot
 from napari_samed.sample_data import SAMPLES
 
 
@@ -22,6 +23,7 @@ def aortic_arch(volume: Volume, labels: np.ndarray) -> tuple[Volume, np.ndarray]
 def test_demo_on_the_chest_ct_scores_every_method_against_the_aorta(capsys, monkeypatch, tmp_path, cache_dir):
     chest = SAMPLES["chest-ct"]
     monkeypatch.setitem(SAMPLES, "chest-ct", replace(chest, load=lambda: aortic_arch(*chest.load())))
+    monkeypatch.setattr(fewshot, "MAX_STEPS", 40)  # the demo's wiring; few-shot at its defaults: test_realdata_*
     out = tmp_path / "demo"
     code, stdout, _ = run(capsys, "demo", "--headless", "--sample", "chest-ct", "-o", out, "--cache", cache_dir)
     assert code == 0 and stdout.strip().endswith("report.md")
