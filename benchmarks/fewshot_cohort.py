@@ -1,9 +1,10 @@
 """Does a few-shot model trained on some patients work on the next? Leave one BraTS patient out.
 
-    PYTHONPATH=src python benchmarks/fewshot_cohort.py [--structure "whole tumour"] [--cache DIR]
+    PYTHONPATH=src python benchmarks/fewshot_cohort.py [--structure "whole tumour"] [--margin 10] [--cache DIR]
 
 For each of the five BraTS 2013 patients of ../shared/data (the structure's crop as `realdata.load_structure` makes
-it, ±10 slices), three results on the same unlabelled slices (the crop without its 5 spread slices):
+it, ±``margin`` slices: a margin of 200 keeps the whole volume, as `apply` segments it), three results on the same
+unlabelled slices (the crop without its 5 spread slices):
 ``box``, zero-shot LiteMedSAM from a box on every slice (`realdata.slice_boxes`); ``own 5``, few-shot trained at the
 defaults on the patient's own 5 spread slices; ``others 4x5``, few-shot trained at the defaults on 5 spread slices
 of each of the other four patients (`FewShot.fit` on several images) and applied to this one. Every image is
@@ -32,13 +33,14 @@ PATIENTS = ("0002", "0003", "0004", "0005", "0006")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--structure", default="whole tumour", help='"whole tumour" (FLAIR) or "enhancing" (T1c)')
+    parser.add_argument("--margin", type=int, default=10, help="slices kept beyond the structure (200: all)")
     parser.add_argument("--cache", type=Path, default=rd.DEFAULT_CACHE)
     args = parser.parse_args()
     backbone = load_backbone(device="cpu")
     cases = {}
     for patient in PATIENTS:
         [entry] = rd.select([f"BraTS {patient} {args.structure}"])
-        case = rd.load_structure(entry, rd.DEFAULT_DATA)
+        case = rd.load_structure(entry, rd.DEFAULT_DATA, args.margin)
         emb = VolumeEmbeddings(case.volume, backbone, "mr", args.cache)
         list(emb.compute())
         ref = case.mask
