@@ -1,14 +1,16 @@
 """Does a co-trained decoder trained on some patients work on the next? Leave one BraTS patient out.
 
-    PYTHONPATH=src python benchmarks/cotrain_cohort.py [--structure "whole tumour"] [--cache DIR]
+    PYTHONPATH=src python benchmarks/cotrain_cohort.py [--structure "whole tumour"] [--shots 5] [--cache DIR]
         [--patients 0002 ...] [--epochs N]
 
 The co-trained multi-prompt decoder (`CoTrain`, seed 000) against zero-shot LiteMedSAM, on the five BraTS 2013
 patients of ../shared/data, on the CPU. ``whole tumour`` co-trains whole=1+2+3+4 and core=1+3+4 on FLAIR;
 ``enhancing`` co-trains whole=1+2+3+4 and enhancing=4 on T1c; the scored structure is the named one. For each
 held-out patient the decoder is trained at the defaults of ``napari-samed train cotrain`` (10 epochs, batch 4,
-AdamW lr 1e-4, jitter 0.1, seed 0) on every slice holding a structure of three other patients' whole volumes and
-validated on the fourth (the patient after the held-out one, in order), keeping the best validation epoch;
+AdamW lr 1e-4, jitter 0.1, seed 0) on ``--shots`` slices of each of three other patients (spread over the scored
+structure's slices as `realdata.spread` spreads them, as `fewshot_cohort.py` trains few-shot; 0: every slice holding
+a structure) and validated on as many of the fourth (the patient after the held-out one, in order), keeping the
+best validation epoch;
 `load_slices` embeds them with the ``mr`` window rule (the rule agrees; its numbers, percentiles of the whole
 volume there and of the crop here, differ a little). Scored as `fewshot_cohort.py` scores: the held-out patient's
 crop (`realdata.load_structure`, ±10 slices) embedded with ``mr``, DSC over the crop without its 5 spread slices,
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=rd.DEFAULT_CACHE)
     parser.add_argument("--patients", nargs="+", default=list(PATIENTS), choices=PATIENTS, help="held out")
     parser.add_argument("--epochs", type=int, default=10, help="the default of train cotrain; less for a check")
+    parser.add_argument("--shots", type=int, default=rd.SHOTS, help="labelled slices per patient (0: every one)")
     args = parser.parse_args()
     backbone = load_backbone(device="cpu")
     structures = parse_structures(STRUCTURES[args.structure])
@@ -52,6 +55,11 @@ def main() -> None:
     every = run_task(load_slices(dataset, structures, backbone, "mr", args.cache))  # its own split is not used
     names = {case.name: p for case, p in zip(dataset.cases, PATIENTS, strict=True)}
     slices = {p: [s for s in every.train + every.val + every.test if names[s.case] == p] for p in PATIENTS}
+    if args.shots:
+        for p, held in slices.items():
+            chosen = rd.spread(np.array(sorted(s.z for s in held if s.masks[scored].any())), args.shots)
+            slices[p] = [s for s in held if s.z in chosen]
+    print(f"{args.shots or 'every'} labelled slices per patient\n")
     print(f"| held-out patient ({args.structure}; validated on) | box on every slice | co-trained decoder, box on "
           f"every slice | epoch kept / trained | training s |\n|---|---:|---:|---|---:|", flush=True)
     rows = []
