@@ -11,7 +11,9 @@ on either side, and each unlabelled slice gets:
 - ``fs``: few-shot trained at the defaults on the 5 slices (seed 0; skipped with ``--no-train``);
 - ``near_fs``: ``near`` where a propagation reached the slice, ``fs`` elsewhere;
 - ``vote``: between two labelled slices reached from both, the pixel-wise majority of the two propagated masks and
-  ``fs``; ``fs`` elsewhere.
+  ``fs``; ``fs`` elsewhere;
+- ``bounded``: ``fs`` cleared on the slices more than one labelled gap (the largest distance between two
+  consecutive labelled slices) beyond the first or the last labelled slice.
 
 Prints one JSON line per structure: DSC on the unlabelled slices of the crop, and (``_in``) on those between the
 first and last labelled slice.
@@ -85,7 +87,11 @@ def main() -> None:
                     near_fs[z] = near[z]
                 if len(masks) == 2:
                     vote[z] = masks[0].astype(int) + masks[1] + fs[z] >= 2
-            preds.update(fs=fs, near_fs=near_fs, vote=vote)
+            gap = int(np.diff(shots).max())
+            bounded = fs.copy()
+            bounded[: max(shots[0] - gap, 0)] = False
+            bounded[shots[-1] + gap + 1:] = False
+            preds.update(fs=fs, near_fs=near_fs, vote=vote, bounded=bounded)
         row = {"structure": entry.name, "slices": len(zs), "crop": len(ref)}
         for name, pred in preds.items():
             row[name] = round(dice(pred[others], ref[others]), 3)
