@@ -30,10 +30,13 @@ import nibabel as nib
 import numpy as np
 import psutil
 
-from napari_samed.io import read_labels
+sys.path.insert(0, str(Path(__file__).parent))
+import realdata as rd  # noqa: E402
+
+from napari_samed.io import read_labels  # noqa: E402
 
 COMMAND = [sys.executable, "-m", "napari_samed.cli"]
-DATA = Path(os.environ.get("SAMED_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = rd.DEFAULT_DATA
 PATIENTS = ("0002", "0003", "0004", "0005", "0006")
 CORRUPT = "corrupt_pat0003_Flair"
 
@@ -48,7 +51,7 @@ def train(work: Path) -> Path:
     whole = work / "pat0002_whole_tumour.nii.gz"
     nib.save(nib.Nifti1Image((np.asarray(labels.dataobj) > 0).astype(np.uint8), labels.affine, labels.header), whole)
     zs = np.flatnonzero(read_labels(whole).data.any(axis=(1, 2)))  # slices in the plugin's (z, y, x) view
-    slices = list(dict.fromkeys(int(zs[round(i)]) for i in np.linspace(1, len(zs) - 2, 5)))
+    slices = rd.spread(zs)
     model = work / "whole_tumour.ckpt"
     subprocess.run([*COMMAND, "train", "fewshot", f"{stem('0002')}Flair_subtrMeanDivStd.nii.gz", whole, "-o", model,
                     "--slices", ",".join(map(str, slices)), "--cache", work / "cache-train"],

@@ -42,12 +42,7 @@ def propagated(backbone, emb, ref: np.ndarray, shots: list[int]) -> dict[int, li
     reached = {z: [] for z in range(len(ref))}
     bounds = [-1, *shots, len(ref)]
     for i, s in enumerate(shots):
-        steps = propagate(backbone, emb, s, ref[s], (bounds[i] + 1, bounds[i + 2] - 1))
-        while True:
-            try:
-                p = next(steps)
-            except StopIteration:
-                break
+        for p in propagate(backbone, emb, s, ref[s], (bounds[i] + 1, bounds[i + 2] - 1)):
             reached[p.z].append((abs(p.z - s), p.mask))
     return reached
 
