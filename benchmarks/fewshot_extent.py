@@ -8,7 +8,7 @@ and precision), few-shot is trained at the defaults (seed 0) on 5 slices chosen 
 without the labelled-extent rule is stored with the reference (one ``.npz`` per structure and way):
 
 - ``spread``: the real-data benchmark's (`realdata.spread`: over the structure, its first and last slice left out);
-- ``inner``: 5 slices spread over the middle 60% of the structure's slices, as a user who labels around the
+- ``middle``: 5 slices spread over the middle 60% of the structure's slices, as a user who labels around the
   middle and leaves its ends to the model.
 
 ``--replay``: scores candidate extent rules (`RULES`) on the recordings: the mean DSC on the unlabelled slices
@@ -34,16 +34,16 @@ from napari_samed.methods.fewshot import TAPER_GROW, shrinks_toward_ends  # noqa
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402
 
 MIN_SLICES = 10
-INNER = 0.6
+MIDDLE = 0.6
 
 
-def inner(zs: np.ndarray, n: int = rd.SHOTS, fraction: float = INNER) -> list[int]:
+def middle(zs: np.ndarray, n: int = rd.SHOTS, fraction: float = MIDDLE) -> list[int]:
     """``n`` slices spread over the middle ``fraction`` of the structure's slices ``zs``."""
     lo, hi = (1 - fraction) / 2 * (len(zs) - 1), (1 + fraction) / 2 * (len(zs) - 1)
     return list(dict.fromkeys(int(zs[int(round(i))]) for i in np.linspace(lo, hi, n)))
 
 
-CHOICES = {"spread": rd.spread, "inner": inner}
+CHOICES = {"spread": rd.spread, "middle": middle}
 
 
 def record(entry: rd.Entry, backbone, cache: Path, out: Path) -> None:
