@@ -32,10 +32,10 @@ Metrics, per structure:
   labelled slices, ``fewshot_train_s`` = wall time of ``fit``. In the JSON only: ``fewshot_in_extent``, the DSC
   over the unlabelled slices that hold the structure, ``fewshot_outside_voxels``, the voxels predicted on
   the slices that do not, ``fewshot_steps`` and ``fewshot_stopped`` (the steps trained and why it stopped),
-  ``fewshot_boxes`` (whether it redraws from boxes), ``fewshot_free`` (``fewshot`` without the rule that
-  keeps only the parts reaching the labelled slices' range, `FewShot.near_labelled_slices`), ``fewshot_last``
-  (when training kept an earlier step's model: ``fewshot`` of the last step's) and ``fewshot_segment_s``,
-  `FewShot.segment`'s seconds per slice.
+  ``fewshot_boxes`` (whether it redraws from boxes), ``fewshot_free`` (``fewshot`` without the rules of the
+  labelled extent, `FewShot.near_labelled_slices`: parts reaching the labelled range, tapering past its ends),
+  ``fewshot_last`` (when training kept an earlier step's model: ``fewshot`` of the last step's) and
+  ``fewshot_segment_s``, `FewShot.segment`'s seconds per slice.
 
 ``--brain-window`` (side experiment): MR entries use the 0.5-99.5 percentiles of the voxels inside the brain
 mask file as their window instead of ``auto``.

@@ -87,3 +87,19 @@ def touching_slices(mask: np.ndarray, first: int, last: int) -> np.ndarray:
     parts, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
     kept = np.unique(parts[first:last + 1])
     return np.isin(parts, kept[kept > 0])
+
+
+def tapering_from(mask: np.ndarray, start: int, step: int, grow: float = 1.0) -> np.ndarray:
+    """``mask`` (z, y, x) with what lies beyond slice ``start`` in direction ``step`` (+1 or -1) kept only while it
+    tapers: going outward, a slice keeps its 2D parts that overlap the slice before's kept mask, and nothing is
+    kept from the first slice whose kept area is more than ``grow`` × the slice before's."""
+    out = mask.copy()
+    stop = len(out) if step > 0 else -1
+    for z in range(start + step, stop, step):
+        parts, _ = ndimage.label(out[z])
+        kept = np.unique(parts[out[z - step]])
+        out[z] = np.isin(parts, kept[kept > 0])
+        if out[z].sum() > grow * out[z - step].sum():
+            out[z::step] = False
+            break
+    return out

@@ -60,7 +60,8 @@ def test_parts_far_from_the_labelled_slices_are_dropped_on_the_labelled_image_on
     assert method.extent == {content_hash(emb.data): [(SHOTS[0], SHOTS[-1])]}
     assert method.sources == {content_hash(emb.data): SHOTS}
     again = FewShot.open(method.save(tmp_path / "organ.ckpt"), backbone=emb.backbone)
-    assert again.extent == method.extent and again.sources == method.sources
+    assert method.tapers == {content_hash(emb.data): [(True, True)]}  # the organ shrinks toward both ends
+    assert again.extent == method.extent and again.sources == method.sources and again.tapers == method.tapers
     predict = method.predict_slice
     look_alike = np.zeros(emb.slice_shape, np.uint8)
     look_alike[10:30, 10:30] = 1  # on slices 2 and 3, far below the organ (slices 14-50) and apart from it

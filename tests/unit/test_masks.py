@@ -1,8 +1,10 @@
-"""3D parts kept by the few-shot extent rule (`masks.touching_slices`)."""
+"""3D parts kept by the few-shot extent rules (`masks.touching_slices`, `masks.tapering_from`,
+`FewShot.near_labelled_slices`)."""
 
 import numpy as np
 
-from napari_samed.masks import touching_slices
+from napari_samed.masks import tapering_from, touching_slices
+from napari_samed.methods import FewShot
 
 
 def test_parts_reaching_the_range_are_kept_whole_and_the_others_dropped():
@@ -21,3 +23,37 @@ def test_nothing_in_the_range_keeps_nothing():
     mask = np.zeros((10, 4, 4), bool)
     mask[0:2, 1, 1] = True
     assert not touching_slices(mask, 5, 7).any()
+
+
+def test_tapering_keeps_what_shrinks_and_overlaps_and_stops_where_it_grows():
+    mask = np.zeros((8, 10, 10), bool)
+    mask[0:3, 2:8, 2:8] = True  # up to the start (slice 2) and before it: never touched
+    mask[3, 3:7, 3:7] = True  # smaller, overlapping: kept
+    mask[3, 0, 9] = True  # a part apart from slice 2's mask: dropped
+    mask[4, 4:6, 4:6] = True  # smaller still: kept
+    mask[5, 3:7, 3:7] = True  # grows: dropped, and everything beyond
+    mask[6, 4:5, 4:5] = True
+    kept = tapering_from(mask, 2, 1)
+    expected = mask.copy()
+    expected[3, 0, 9] = False
+    expected[5:] = False
+    np.testing.assert_array_equal(kept, expected)
+    np.testing.assert_array_equal(tapering_from(mask[::-1], 5, -1), expected[::-1])  # the other way: the same
+
+
+def test_fewshot_drops_what_goes_on_unchanged_past_an_end_where_the_labels_shrink():
+    out = np.zeros((16, 10, 10), np.uint8)
+    for z, half in zip(range(3, 10), (1, 2, 3, 4, 4, 3, 2), strict=True):  # grows, then shrinks toward slice 9
+        out[z, 5 - half:5 + half, 5 - half:5 + half] = 1
+    out[10, 4:7, 4:7] = 1  # past the last labelled slice (8), still shrinking: kept
+    out[11:14, 3:7, 3:7] = 1  # then growing again: a look-alike
+    method = FewShot(None)
+    method.labels = [1]
+    kept = out.copy()
+    method.near_labelled_slices(kept, [(4, 8)], [(False, True)])
+    expected = out.copy()
+    expected[11:] = 0
+    np.testing.assert_array_equal(kept, expected)
+    kept = out.copy()
+    method.near_labelled_slices(kept, [(4, 8)], [(False, False)])  # the labels do not shrink toward it: kept
+    np.testing.assert_array_equal(kept, out)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 
 from ..errors import SamedError
-from ..masks import dice, label_dtype, part_boxes, touching_slices
+from ..masks import dice, label_dtype, part_boxes, tapering_from, touching_slices
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
@@ -52,6 +52,11 @@ PATIENCE = 5
 LR = 4e-4
 WARMUP = 10
 CLIP = 1.0
+#: Past a labelled end toward which the labels shrink, a structure must keep tapering on the labelled image: a
+#: slice's mask may be at most `TAPER_GROW` × the slice before's (`masks.tapering_from`). Chosen on the real-data
+#: benchmark with labelled slices spread over the whole structure and over its middle 60% (docs/benchmarks.md,
+#: "Few-shot: the labelled extent").
+TAPER_GROW = 1.1
 
 
 def labelled_volumes(embeddings: VolumeEmbeddings | Sequence[VolumeEmbeddings],
@@ -62,6 +67,11 @@ def labelled_volumes(embeddings: VolumeEmbeddings | Sequence[VolumeEmbeddings],
     if isinstance(annotations, dict) or len(annotations) != len(embeddings) or not embeddings:
         raise SamedError("few-shot training on several images takes one set of labelled slices per image")
     return list(zip(embeddings, annotations, strict=True))
+
+
+def shrinks_toward_ends(areas: Sequence[int]) -> tuple[bool, bool]:
+    """Whether a label's areas on its labelled slices (in slice order) shrink toward the first and the last."""
+    return bool(len(areas) > 1 and areas[0] < areas[1]), bool(len(areas) > 1 and areas[-1] < areas[-2])
 
 
 @register
@@ -77,6 +87,8 @@ class FewShot(TrainedMethod):
               "presence": checks.number(-1.0, 1.0), "boxes": checks.one_of(True, False),
               "extent": checks.mapping(checks.list_of(
                   checks.optional(checks.items(checks.whole(0), checks.whole(0))), 1, MAX_LABELS)),
+              "tapers": checks.mapping(checks.list_of(
+                  checks.items(checks.one_of(True, False), checks.one_of(True, False)), 1, MAX_LABELS)),
               "sources": checks.mapping(checks.list_of(checks.whole(0), 1))}
     prompts = ()
 
@@ -96,10 +108,12 @@ class FewShot(TrainedMethod):
         self.checks: list[tuple[int, float]] = []
         self.continued = False
         #: What it learnt from: each labelled image's content hash → its labelled slices (`sources`), and → per
-        #: label, the first and last of them holding it (`extent`; None: labelled nowhere there). On those images,
-        #: `segment` keeps only the parts that reach those slices.
+        #: label, the first and last of them holding it (`extent`; None: labelled nowhere there), and whether the
+        #: label shrinks toward its first and its last labelled slice (`tapers`). On those images, `segment` keeps
+        #: only the parts that reach those slices, tapering past an end toward which the labels shrink.
         self.sources: dict[str, list[int]] = {}
         self.extent: dict[str, list[tuple[int, int] | None]] = {}
+        self.tapers: dict[str, list[tuple[bool, bool]]] = {}
         self.within_extent = True
 
     # -- training ------------------------------------------------------------------------------------------
@@ -141,20 +155,21 @@ class FewShot(TrainedMethod):
         dev = self.backbone.device
         self.labels, self.window = labels, pairs[0][0].window_rule
         per_label: list[list[torch.Tensor]] = [[] for _ in labels]
-        embs, grids, self.extent, self.sources = [], [], {}, {}
+        embs, grids, self.extent, self.sources, self.tapers = [], [], {}, {}, {}
         for volume, ann in pairs:
             slices = sorted(ann)
             emb = torch.stack([volume.get(z) for z in slices])
             planes = np.stack([ann[z] for z in slices])
-            spans = []
+            spans, tapers = [], []
             for i, value in enumerate(labels):
                 present = (planes == value).any(axis=(1, 2))
                 if present.any():
                     per_label[i].append(target_embeddings(emb[present], planes[present] == value))
                 held = [z for z, p in zip(slices, present, strict=True) if p]
                 spans.append((int(held[0]), int(held[-1])) if held else None)
+                tapers.append(shrinks_toward_ends((planes[present] == value).sum(axis=(1, 2))))
             image = volume.image_hash
-            self.extent[image], self.sources[image] = spans, [int(z) for z in slices]
+            self.extent[image], self.sources[image], self.tapers[image] = spans, [int(z) for z in slices], tapers
             embs.append(emb)
             grids.append(torch.stack([masks_to_grid(planes == v, MASK_GRID) for v in labels], 1))
         self.targets = [torch.cat(t).to(dev) for t in per_label]
@@ -322,19 +337,28 @@ class FewShot(TrainedMethod):
             if self.boxes:
                 out[z] = self.redraw(embeddings, z, out[z])
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
-        spans = self.extent.get(embeddings.image_hash) if self.within_extent else None
-        if spans is not None:
-            self.near_labelled_slices(out, spans)
+        image = embeddings.image_hash
+        if self.within_extent and image in self.extent:
+            self.near_labelled_slices(out, self.extent[image], self.tapers.get(image))
         return out
 
-    def near_labelled_slices(self, out: np.ndarray, spans: Sequence[tuple[int, int] | None]) -> None:
+    def near_labelled_slices(self, out: np.ndarray, spans: Sequence[tuple[int, int] | None],
+                             tapers: Sequence[tuple[bool, bool]] | None = None) -> None:
         """Remove, in place, each label's 3D parts that reach none of the slices from its first to its last
         labelled one: a part far from what was labelled, not continued from it, is taken for a look-alike (the
-        other kidney, a vessel beyond the organ's end)."""
-        for value, span in zip(self.labels, spans, strict=True):
+        other kidney, a vessel beyond the organ's end). Past an end toward which the label shrinks (``tapers``:
+        (first end, last end) per label; None: neither), what is left must keep tapering (`masks.tapering_from`,
+        `TAPER_GROW`): a structure that was ending does not go on unchanged past its last labelled slice."""
+        for i, (value, span) in enumerate(zip(self.labels, spans, strict=True)):
             if span is not None:
                 mask = out == value
-                out[mask & ~touching_slices(mask, *span)] = 0
+                keep = touching_slices(mask, *span)
+                low, high = tapers[i] if tapers is not None else (False, False)
+                if low:
+                    keep = tapering_from(keep, span[0], -1, TAPER_GROW)
+                if high:
+                    keep = tapering_from(keep, span[1], 1, TAPER_GROW)
+                out[mask & ~keep] = 0
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -342,7 +366,7 @@ class FewShot(TrainedMethod):
         if self.decoder is None:
             raise SamedError("nothing to save: the few-shot decoder is not trained")
         return {"presence": self.presence, "boxes": self.boxes, "labels": self.labels, "extent": self.extent,
-                "sources": self.sources,
+                "tapers": self.tapers, "sources": self.sources,
                 "targets": [t.cpu() for t in self.targets],
                 "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()}}
 
@@ -358,6 +382,8 @@ class FewShot(TrainedMethod):
         method.sources = {image: list(slices) for image, slices in state.get("sources", {}).items()}
         method.extent = {image: [None if s is None else (int(s[0]), int(s[1])) for s in spans]
                          for image, spans in state.get("extent", {}).items()}
+        method.tapers = {image: [(bool(low), bool(high)) for low, high in ends]
+                         for image, ends in state.get("tapers", {}).items()}  # before the rule: none
         method.targets = [t.to(backbone.device) for t in state["targets"]]
         method.decoder = FewShotDecoder(backbone, len(method.labels)).to(backbone.device)
         load_weights(method.decoder, state["decoder"], f"few-shot checkpoint {path}")
