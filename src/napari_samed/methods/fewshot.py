@@ -55,7 +55,7 @@ CLIP = 1.0
 #: Past a labelled end toward which the labels shrink, a structure must keep tapering on the labelled image: a
 #: slice's mask may be at most `TAPER_GROW` × the slice before's (`masks.tapering_from`). Chosen on the real-data
 #: benchmark with labelled slices spread over the whole structure and over its middle 60% (docs/benchmarks.md,
-#: "Few-shot: the labelled extent").
+#: "Few-shot: past the labelled ends").
 TAPER_GROW = 1.1
 
 
