@@ -13,7 +13,7 @@ on either side, and each unlabelled slice gets:
 - ``vote``: between two labelled slices reached from both, the pixel-wise majority of the two propagated masks and
   ``fs``; ``fs`` elsewhere;
 - ``bounded``: ``fs`` cleared on the slices more than one labelled gap (the largest distance between two
-  consecutive labelled slices) beyond the first or the last labelled slice.
+  consecutive labelled slices) beyond the first or the last labelled slice (`fewshot_extent.bounded`).
 
 Prints one JSON line per structure: DSC on the unlabelled slices of the crop, and (``_in``) on those between the
 first and last labelled slice.
@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
+from fewshot_extent import bounded  # noqa: E402
 
 from napari_samed.masks import dice  # noqa: E402
 from napari_samed.methods import FewShot, run_task  # noqa: E402
@@ -82,11 +83,7 @@ def main() -> None:
                     near_fs[z] = near[z]
                 if len(masks) == 2:
                     vote[z] = masks[0].astype(int) + masks[1] + fs[z] >= 2
-            gap = int(np.diff(shots).max())
-            bounded = fs.copy()
-            bounded[: max(shots[0] - gap, 0)] = False
-            bounded[shots[-1] + gap + 1:] = False
-            preds.update(fs=fs, near_fs=near_fs, vote=vote, bounded=bounded)
+            preds.update(fs=fs, near_fs=near_fs, vote=vote, bounded=bounded(1.0)(fs, shots, ref[shots]))
         row = {"structure": entry.name, "slices": len(zs), "crop": len(ref)}
         for name, pred in preds.items():
             row[name] = round(dice(pred[others], ref[others]), 3)

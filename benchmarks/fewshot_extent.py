@@ -39,8 +39,7 @@ MIDDLE = 0.6
 
 def middle(zs: np.ndarray, n: int = rd.SHOTS, fraction: float = MIDDLE) -> list[int]:
     """``n`` slices spread over the middle ``fraction`` of the structure's slices ``zs``."""
-    lo, hi = (1 - fraction) / 2 * (len(zs) - 1), (1 + fraction) / 2 * (len(zs) - 1)
-    return list(dict.fromkeys(int(zs[int(round(i))]) for i in np.linspace(lo, hi, n)))
+    return rd.spread_between(zs, (1 - fraction) / 2 * (len(zs) - 1), (1 + fraction) / 2 * (len(zs) - 1), n)
 
 
 CHOICES = {"spread": rd.spread, "middle": middle}
@@ -50,6 +49,8 @@ def record(entry: rd.Entry, backbone, cache: Path, out: Path) -> None:
     case = rd.load_structure(entry, rd.DEFAULT_DATA, 10)
     ref = case.mask
     zs = np.flatnonzero(ref.any(axis=(1, 2)))
+    if len(zs) < MIN_SLICES:
+        return
     emb = VolumeEmbeddings(case.volume, backbone, case.window, cache)
     list(emb.compute(range(len(ref))))
     for way, choose in CHOICES.items():
@@ -59,9 +60,9 @@ def record(entry: rd.Entry, backbone, cache: Path, out: Path) -> None:
         method.within_extent = False
         pred = run_task(method.segment(emb)) > 0
         np.savez_compressed(out / f"{entry.name} - {way}.npz", ref=ref, pred=pred, shots=np.asarray(shots))
+        others = [z for z in range(len(ref)) if z not in shots]
         print(json.dumps({"structure": entry.name, "way": way, "shots": shots, "stopped": method.stopped,
-                          "fewshot": dice(pred[[z for z in range(len(ref)) if z not in shots]],
-                                          ref[[z for z in range(len(ref)) if z not in shots]])}), flush=True)
+                          "fewshot": dice(pred[others], ref[others])}), flush=True)
 
 
 # -- rules: (prediction, labelled slices, their labels) -> the prediction kept ----------------------------------
@@ -136,9 +137,7 @@ def main() -> None:
         args.record.mkdir(parents=True, exist_ok=True)
         backbone = load_backbone(device="cpu")
         for entry in rd.select(args.only):
-            zs = np.flatnonzero(rd.load_structure(entry, rd.DEFAULT_DATA).mask.any(axis=(1, 2)))
-            if len(zs) >= MIN_SLICES:
-                record(entry, backbone, args.cache, args.record)
+            record(entry, backbone, args.cache, args.record)
     if args.replay:
         replay(args.replay)
 

@@ -157,7 +157,12 @@ def spread(zs: np.ndarray, n: int = SHOTS) -> list[int]:
     """``n`` slices spread over the structure's slices ``zs``, its first and last left out (all when fewer)."""
     if len(zs) <= n:
         return [int(z) for z in zs]
-    return list(dict.fromkeys(int(zs[int(round(i))]) for i in np.linspace(1, len(zs) - 2, n)))
+    return spread_between(zs, 1, len(zs) - 2, n)
+
+
+def spread_between(zs: np.ndarray, first: float, last: float, n: int = SHOTS) -> list[int]:
+    """``n`` of the slices ``zs``, evenly from position ``first`` to ``last`` of it (rounded, duplicates once)."""
+    return list(dict.fromkeys(int(zs[int(round(i))]) for i in np.linspace(first, last, n)))
 
 
 def slice_boxes(ref: np.ndarray) -> list[SlicePrompt]:

@@ -163,11 +163,12 @@ class FewShot(TrainedMethod):
             spans, tapers = [], []
             for i, value in enumerate(labels):
                 present = (planes == value).any(axis=(1, 2))
+                label_masks = planes[present] == value
                 if present.any():
-                    per_label[i].append(target_embeddings(emb[present], planes[present] == value))
+                    per_label[i].append(target_embeddings(emb[present], label_masks))
                 held = [z for z, p in zip(slices, present, strict=True) if p]
                 spans.append((int(held[0]), int(held[-1])) if held else None)
-                tapers.append(shrinks_toward_ends((planes[present] == value).sum(axis=(1, 2))))
+                tapers.append(shrinks_toward_ends(label_masks.sum(axis=(1, 2))))
             image = volume.image_hash
             self.extent[image], self.sources[image], self.tapers[image] = spans, [int(z) for z in slices], tapers
             embs.append(emb)
