@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
 
-from napari_samed.masks import dice, tapering_from, touching_slices  # noqa: E402
+from napari_samed.masks import dice, tapering_from, touching_slices, within_labelled_extent  # noqa: E402
 from napari_samed.methods import FewShot, run_task  # noqa: E402
 from napari_samed.methods.fewshot import TAPER_GROW, shrinks_toward_ends  # noqa: E402
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402
@@ -94,12 +94,9 @@ def tapering(grow: float, where_labels_shrink: bool) -> Callable:
 
 
 def default(pred, shots, labelled):
-    """`FewShot.near_labelled_slices` as `segment` applies it."""
-    method = FewShot(None)
-    method.labels = [1]
-    out = pred.astype(np.uint8)
-    method.near_labelled_slices(out, [(shots[0], shots[-1])], [shrinks_toward_ends(labelled.sum(axis=(1, 2)))])
-    return out > 0
+    """`masks.within_labelled_extent` as `FewShot.segment` applies it (every labelled slice holds the structure)."""
+    return within_labelled_extent(pred, (shots[0], shots[-1]), shrinks_toward_ends(labelled.sum(axis=(1, 2))),
+                                  TAPER_GROW)
 
 
 RULES = {"none": lambda pred, shots, labelled: pred, "touching (before)": touching,

@@ -103,3 +103,23 @@ def tapering_from(mask: np.ndarray, start: int, step: int, grow: float = 1.0) ->
             out[z::step] = False
             break
     return out
+
+
+def within_labelled_extent(mask: np.ndarray, span: tuple[int, int], tapers: tuple[bool, bool] = (False, False),
+                           grow: float = 1.0, absent: tuple[int | None, int | None] = (None, None)) -> np.ndarray:
+    """What of a structure's mask ``mask`` (z, y, x) a model trained on labelled slices may draw: nothing from a
+    slice labelled without it onward (``absent``: the nearest such slices below and above ``span``, None where
+    there is none), then the 3D parts reaching ``span`` (its first and last labelled slice, `touching_slices`),
+    then past each end of ``span`` flagged in ``tapers`` only while it tapers (`tapering_from`, ``grow``)."""
+    out = mask.copy()
+    below, above = absent
+    if below is not None:
+        out[:below + 1] = False
+    if above is not None:
+        out[above:] = False
+    out = touching_slices(out, *span)
+    if tapers[0]:
+        out = tapering_from(out, span[0], -1, grow)
+    if tapers[1]:
+        out = tapering_from(out, span[1], 1, grow)
+    return out

@@ -150,8 +150,10 @@ def test_cli_train_and_segment(capsys, tmp_path, phantom, cache_dir):
     assert main([str(a) for a in again]) == 0
     out, err = capsys.readouterr()
     path, *picks = out.splitlines()
-    assert path == str(tmp_path / "more.ckpt") and len(picks) == 2 and f"went on from {ckpt}" in err
-    assert all(p.startswith("slice ") and int(p.split(":")[0][6:]) not in (2, 4, 5) for p in picks)
+    assert path == str(tmp_path / "more.ckpt") and f"went on from {ckpt}" in err
+    assert picks and all(p.startswith("slice ") and int(p.split(":")[0][6:]) not in (2, 4, 5) for p in picks)
+    # where three steps draw nothing, the one slice between the labelled ones is all there is, and it says so
+    assert len(picks) == 2 or (len(picks) == 1 and "1 slice(s) to suggest" in err)
     out = tmp_path / "seg.nii.gz"
     assert main(["segment", str(tmp_path / "ct.nii.gz"), "--trained", str(ckpt), "-o", str(out), "--cache",
                  str(cache_dir)]) == 0

@@ -1,9 +1,9 @@
 """3D parts kept by the few-shot extent rules (`masks.touching_slices`, `masks.tapering_from`,
-`FewShot.near_labelled_slices`)."""
+`masks.within_labelled_extent`, `FewShot.near_labelled_slices`)."""
 
 import numpy as np
 
-from napari_samed.masks import tapering_from, touching_slices
+from napari_samed.masks import tapering_from, touching_slices, within_labelled_extent
 from napari_samed.methods import FewShot
 
 
@@ -41,19 +41,26 @@ def test_tapering_keeps_what_shrinks_and_overlaps_and_stops_where_it_grows():
     np.testing.assert_array_equal(tapering_from(mask[::-1], 5, -1), expected[::-1])  # the other way: the same
 
 
-def test_fewshot_drops_what_goes_on_unchanged_past_an_end_where_the_labels_shrink():
-    out = np.zeros((16, 10, 10), np.uint8)
+def test_what_goes_on_unchanged_past_an_end_where_the_labels_shrink_is_dropped():
+    mask = np.zeros((16, 10, 10), bool)
     for z, half in zip(range(3, 10), (1, 2, 3, 4, 4, 3, 2), strict=True):  # grows, then shrinks toward slice 9
-        out[z, 5 - half:5 + half, 5 - half:5 + half] = 1
-    out[10, 4:7, 4:7] = 1  # past the last labelled slice (8), still shrinking: kept
-    out[11:14, 3:7, 3:7] = 1  # then growing again: a look-alike
+        mask[z, 5 - half:5 + half, 5 - half:5 + half] = True
+    mask[10, 4:7, 4:7] = True  # past the last labelled slice (8), still shrinking: kept
+    mask[11:14, 3:7, 3:7] = True  # then growing again: a look-alike
+    expected = mask.copy()
+    expected[11:] = False
+    np.testing.assert_array_equal(within_labelled_extent(mask, (4, 8), (False, True), 1.1), expected)
+    np.testing.assert_array_equal(within_labelled_extent(mask, (4, 8)), mask)  # not shrinking toward it: kept
+    expected[:2], expected[10:] = False, False  # slices 2 and 10 labelled without it: nothing from there outward
+    np.testing.assert_array_equal(within_labelled_extent(mask, (4, 8), absent=(2, 10)), expected)
+
+
+def test_fewshot_applies_each_labels_extent_and_the_slices_labelled_without_it():
+    out = np.zeros((12, 6, 6), np.uint8)
+    out[1:11, 1:3, 1:3] = 1
+    out[1:11, 4:6, 4:6] = 2
     method = FewShot(None)
-    method.labels = [1]
-    kept = out.copy()
-    method.near_labelled_slices(kept, [(4, 8)], [(False, True)])
-    expected = out.copy()
-    expected[11:] = 0
-    np.testing.assert_array_equal(kept, expected)
-    kept = out.copy()
-    method.near_labelled_slices(kept, [(4, 8)], [(False, False)])  # the labels do not shrink toward it: kept
-    np.testing.assert_array_equal(kept, out)
+    method.labels = [1, 2]
+    method.near_labelled_slices(out, [(3, 5), (5, 7)], None, [3, 5, 7])  # slice 7 labelled without label 1
+    assert np.flatnonzero((out == 1).any(axis=(1, 2))).tolist() == list(range(1, 7))
+    assert np.flatnonzero((out == 2).any(axis=(1, 2))).tolist() == list(range(4, 11))  # slice 3 lacks label 2

@@ -1,30 +1,29 @@
-"""Which slice to suggest labelling next (`next_slice.suggest`), with the model's doubts given."""
+"""Which slice to suggest labelling next (`next_slice.candidates`, `next_slice.pick`), with the model's doubts
+given."""
 
-from types import SimpleNamespace
+import numpy as np
 
-from napari_samed.methods import next_slice, run_task
-from napari_samed.methods.next_slice import SliceDoubt
-
-
-def suggestions(monkeypatch, doubts: dict[int, SliceDoubt], labelled, count):
-    monkeypatch.setattr(next_slice, "slice_doubt", lambda method, embeddings, z: doubts[z])
-    method, embeddings = SimpleNamespace(decoder=object()), SimpleNamespace(num_slices=len(doubts))
-    return run_task(next_slice.suggest(method, embeddings, labelled, count))
+from napari_samed.methods.next_slice import SliceDoubt, candidates, pick
 
 
-def test_the_missed_edge_of_the_structure_beats_a_far_slice_with_a_few_unsure_pixels(monkeypatch):
-    sure, nothing = SliceDoubt(True, 0.02, 0.01), SliceDoubt(False, 0.0, 0.0)
-    doubts = {z: sure for z in range(10, 21)} | {z: SliceDoubt(False, 0.1, 0.0) for z in range(0, 8)}
-    doubts |= {8: nothing, 9: SliceDoubt(False, 0.6, 0.0), 21: SliceDoubt(True, 0.1, 0.5)}
-    doubts |= {z: nothing for z in range(22, 30)}
-    first, second, third = suggestions(monkeypatch, doubts, [12, 15, 18], 3)
-    assert (first.z, second.z) == (9, 21) and first.score > second.score
-    assert "the model draws nothing here but is unsure" in first.why and "DSC 0.50" in second.why
-    assert third.z == 0  # then the farthest of the equally unsure slices; never a slice it is sure is empty
-    assert all(s.z not in (8, 22) for s in (first, second, third))
+def test_candidates_are_the_drawn_slices_the_labelled_range_and_one_beyond_each_end_of_the_drawing():
+    assert candidates(np.array([10, 11, 12, 13, 14, 20]), [12, 15], 30) == [9, 10, 11, 13, 14, 20, 21]
+    assert all(type(z) is int for z in candidates(np.array([3]), [], 5))  # plain ints: they are printed as JSON
+    assert candidates([0, 1], [1], 2) == [0]  # nothing beyond the volume's ends
+    assert candidates([], [3, 7], 10) == [4, 5, 6]  # it draws nothing: the gaps between labelled slices
 
 
-def test_several_suggestions_spread_out_and_stop_when_nothing_is_left(monkeypatch):
-    doubts = {z: SliceDoubt(True, 0.3, 0.3) for z in range(6)}
-    picks = suggestions(monkeypatch, doubts, [0], 10)
-    assert [p.z for p in picks][:2] == [5, 2] and sorted(p.z for p in picks) == [1, 2, 3, 4, 5]
+def test_past_the_labelled_range_the_slice_next_to_it_settles_the_doubt_beyond_it():
+    sure = SliceDoubt(True, 0.02, 0.01)
+    doubts = {13: sure, 14: SliceDoubt(True, 0.1, 0.5), 16: sure, 17: sure, 19: sure}
+    doubts |= {20: SliceDoubt(True, 0.5, 0.2), 21: SliceDoubt(False, 0.6, 0.0)}  # a false region running on
+    first, second, third = pick(doubts, [12, 15, 18], 3)
+    assert (first.z, second.z, third.z) == (19, 20, 21)  # the next past the range each time: the most unsure
+    assert first.why.startswith("1 slice from the nearest labelled one") and "DSC 0.80" in second.why
+    assert "the model draws nothing here but is unsure" in third.why
+
+
+def test_between_labelled_slices_suggestions_spread_out_and_stop_when_nothing_is_left():
+    doubts = {z: SliceDoubt(True, 0.3, 0.3) for z in range(1, 6)}
+    picks = pick(doubts, [0, 6], 10)
+    assert picks[0].z == 3 and sorted(p.z for p in picks) == [1, 2, 3, 4, 5]

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 
 from ..errors import SamedError
-from ..masks import dice, label_dtype, part_boxes, tapering_from, touching_slices
+from ..masks import dice, label_dtype, part_boxes, within_labelled_extent
 from ..models.backbone import Backbone
 from ..models.cache import VolumeEmbeddings
 from ..models.preprocess import SliceTransform, masks_to_grid
@@ -110,7 +110,8 @@ class FewShot(TrainedMethod):
         #: What it learnt from: each labelled image's content hash → its labelled slices (`sources`), and → per
         #: label, the first and last of them holding it (`extent`; None: labelled nowhere there), and whether the
         #: label shrinks toward its first and its last labelled slice (`tapers`). On those images, `segment` keeps
-        #: only the parts that reach those slices, tapering past an end toward which the labels shrink.
+        #: only the parts that reach those slices, tapering past an end toward which the labels shrink, and
+        #: nothing beyond a labelled slice without the label (`near_labelled_slices`).
         self.sources: dict[str, list[int]] = {}
         self.extent: dict[str, list[tuple[int, int] | None]] = {}
         self.tapers: dict[str, list[tuple[bool, bool]]] = {}
@@ -340,25 +341,26 @@ class FewShot(TrainedMethod):
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
         image = embeddings.image_hash
         if self.within_extent and image in self.extent:
-            self.near_labelled_slices(out, self.extent[image], self.tapers.get(image))
+            self.near_labelled_slices(out, self.extent[image], self.tapers.get(image), self.sources.get(image, ()))
         return out
 
     def near_labelled_slices(self, out: np.ndarray, spans: Sequence[tuple[int, int] | None],
-                             tapers: Sequence[tuple[bool, bool]] | None = None) -> None:
-        """Remove, in place, each label's 3D parts that reach none of the slices from its first to its last
-        labelled one: a part far from what was labelled, not continued from it, is taken for a look-alike (the
-        other kidney, a vessel beyond the organ's end). Past an end toward which the label shrinks (``tapers``:
-        (first end, last end) per label; None: neither), what is left must keep tapering (`masks.tapering_from`,
-        `TAPER_GROW`): a structure that was ending does not go on unchanged past its last labelled slice."""
+                             tapers: Sequence[tuple[bool, bool]] | None = None,
+                             labelled: Sequence[int] = ()) -> None:
+        """Keep, in place, only what each label's labelled slices allow (`masks.within_labelled_extent`): its 3D
+        parts that reach a slice from its first to its last labelled one (``spans``; a part far from what was
+        labelled, not continued from it, is taken for a look-alike: the other kidney, a vessel beyond the organ's
+        end); past an end toward which it shrinks (``tapers``: (first end, last end) per label; None: neither),
+        only while it keeps tapering (`TAPER_GROW`: a structure that was ending does not go on unchanged); and
+        nothing from a slice of ``labelled`` (the labelled slices) without it onward, the user's word that it
+        has ended."""
         for i, (value, span) in enumerate(zip(self.labels, spans, strict=True)):
             if span is not None:
                 mask = out == value
-                keep = touching_slices(mask, *span)
-                low, high = tapers[i] if tapers is not None else (False, False)
-                if low:
-                    keep = tapering_from(keep, span[0], -1, TAPER_GROW)
-                if high:
-                    keep = tapering_from(keep, span[1], 1, TAPER_GROW)
+                absent = (max((z for z in labelled if z < span[0]), default=None),
+                          min((z for z in labelled if z > span[1]), default=None))
+                keep = within_labelled_extent(mask, span, tapers[i] if tapers is not None else (False, False),
+                                              TAPER_GROW, absent)
                 out[mask & ~keep] = 0
 
     # -- checkpoints ---------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Which slice to label next for the few-shot decoder: where a trained model is far from its labelled slices and
-least sure of itself."""
+"""Which slice to label next for the few-shot decoder: where the segmentation a user would get is far from the
+labelled slices and the model is least sure of it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from ..errors import SamedError
 from ..masks import dice
 from ..models.cache import VolumeEmbeddings
-from ..tasks import Progress, Task
+from ..tasks import Progress, Task, relay
 from .fewshot import FewShot
 
 #: A pixel is uncertain between these foreground probabilities; the uncertain part of a slice is its uncertain
@@ -32,55 +33,91 @@ class Suggestion(NamedTuple):
 class SliceDoubt(NamedTuple):
     """How unsure a trained model is of one unlabelled slice."""
 
-    found: bool  # the model draws a label there
+    found: bool  # the segmentation draws a label there
     unsure: float  # uncertain pixels per pixel drawn (at most 1)
-    disagree: float  # 1 - Dice between its regions and the same regions redrawn from their boxes
+    disagree: float  # 1 - Dice between the decoder's regions and the same regions redrawn from their boxes
 
 
-def slice_doubt(method: FewShot, embeddings: VolumeEmbeddings, z: int) -> SliceDoubt:
-    """The model's doubt on slice ``z``: its uncertain pixels and the disagreement of its two drawings."""
+def slice_doubt(method: FewShot, embeddings: VolumeEmbeddings, z: int, found: bool) -> SliceDoubt:
+    """The model's doubt on slice ``z``: its uncertain pixels and, where the segmentation draws a label
+    (``found``), the disagreement of its two drawings."""
     embedding = embeddings.get(z)
     prob = method.probabilities(embedding, embeddings.slice_shape)
-    plane = method.label_plane(prob, embedding)
     drawn = max(int((prob > 0.5).sum()), SMALLEST)
     unsure = min(1.0, int(((prob > UNSURE[0]) & (prob < UNSURE[1])).sum()) / drawn)
-    found = bool(plane.any())
-    disagree = 1.0 - dice(method.redraw(embeddings, z, plane) > 0, plane > 0) if found else 0.0
-    return SliceDoubt(found, unsure, disagree)
+    if not found:
+        return SliceDoubt(False, unsure, 0.0)
+    plane = method.label_plane(prob, embedding)
+    return SliceDoubt(True, unsure, 1.0 - dice(method.redraw(embeddings, z, plane) > 0, plane > 0))
+
+
+def candidates(drawn: Sequence[int], labelled: Sequence[int], num_slices: int) -> list[int]:
+    """The unlabelled slices worth scoring: those the segmentation draws the structure on (``drawn``), those
+    between the labelled slices, and the one beyond each end of what it draws (where it may stop too early)."""
+    near = set(drawn)
+    if len(drawn):
+        near |= {min(drawn) - 1, max(drawn) + 1}
+    if len(labelled):
+        near |= set(range(min(labelled) + 1, max(labelled)))
+    return sorted(int(z) for z in near if 0 <= z < num_slices and z not in set(labelled))
+
+
+def pick(doubts: dict[int, SliceDoubt], labelled: Sequence[int], count: int) -> list[Suggestion]:
+    """The ``count`` slices of ``doubts`` to label next, best first (`scores`). After each pick the picked slice
+    counts as labelled, so several suggestions spread out."""
+    doubts, done, picks = dict(doubts), set(labelled), []
+    while doubts and len(picks) < count:
+        ranked = scores(doubts, sorted(done))
+        z = max(ranked, key=ranked.get)
+        gap = min((abs(z - s) for s in done), default=0)
+        picks.append(Suggestion(z, ranked[z], _why(gap, doubts.pop(z))))
+        done.add(z)
+    return picks
+
+
+def scores(doubts: dict[int, SliceDoubt], labelled: Sequence[int]) -> dict[int, float]:
+    """Each candidate's score: the doubt a label on it settles, weighted by how far that reaches.
+
+    Between the labelled slices, a slice settles its own doubt (the larger of its uncertain part and the
+    disagreement of its two drawings), and its reach is its distance to the nearest labelled slice. Past the
+    labelled range, a label on a slice settles every candidate beyond it too (the structure there moves the
+    labelled end, where the extent rules start; none there ends it: `FewShot.near_labelled_slices`): it scores
+    the largest doubt from it outward, and its reach is the slices from it to the outermost candidate, so the
+    slice next to the range comes first. The weight goes from 0.5 (reach 1) to 1 (the longest reach).
+    """
+    low, high = (min(labelled), max(labelled)) if len(labelled) else (float("-inf"), float("inf"))
+
+    def settled(z: int) -> list[int]:
+        return [y for y in doubts if y >= z] if z > high else [y for y in doubts if y <= z] if z < low else [z]
+
+    reach = {z: max(abs(y - z) for y in settled(z)) + 1 if not low <= z <= high
+             else min((abs(z - s) for s in labelled), default=1) for z in doubts}
+    longest = max(reach.values())
+    return {z: (0.5 + 0.5 * reach[z] / longest) * (TIE + max(max(doubts[y].unsure, doubts[y].disagree)
+                                                              for y in settled(z))) for z in doubts}
 
 
 def suggest(method: FewShot, embeddings: VolumeEmbeddings, labelled: list[int],
             count: int = 1) -> Task[list[Suggestion]]:
     """Task: the ``count`` slices to label next, best first.
 
-    The candidates are the unlabelled slices where the model draws the structure or is unsure of it, and those
-    between the labelled slices. Each scores its doubt (`slice_doubt`: the larger of its uncertain part and the
-    disagreement of its two drawings), weighted by its distance to the nearest labelled slice (from 0.5 next to
-    one to 1 for the farthest candidate). The structure's first and last slices, which the model tends to miss,
-    score high; a slice far away with a few uncertain pixels does not. After each pick the picked slice counts
-    as labelled, so several suggestions spread out.
+    The volume is segmented as `FewShot.segment` draws it for the user (its extent rules included), so a false
+    region those rules already remove is not worth a label. The `candidates` score their doubt (`slice_doubt`)
+    weighted by how far a label there reaches (`scores`): the slices past the structure's labelled ends, which
+    the model tends to get wrong, score high; a slice far from the structure is no candidate.
     """
     if method.decoder is None:
         raise SamedError("no few-shot model: train one first, then ask which slice to label next")
-    done = set(labelled)
-    span = (min(done), max(done)) if done else (0, -1)
-    doubts: dict[int, SliceDoubt] = {}
-    free = [z for z in range(embeddings.num_slices) if z not in done]
+    n = embeddings.num_slices
+    out = yield from relay(method.segment(embeddings),
+                           lambda step: Progress(step.done, 2 * n, f"segmenting slice {step.done - 1}"))
+    found = out.any(axis=(1, 2))
+    free = candidates(np.flatnonzero(found), labelled, n)
+    doubts = {}
     for i, z in enumerate(free, start=1):
-        doubt = slice_doubt(method, embeddings, z)
-        if doubt.found or doubt.unsure > 0 or span[0] < z < span[1]:
-            doubts[z] = doubt
-        yield Progress(i, len(free), f"scoring slice {z}")
-    picks: list[Suggestion] = []
-    while doubts and len(picks) < count:
-        anchors = np.asarray(sorted(done))
-        gaps = {z: int(np.abs(anchors - z).min()) if len(anchors) else 1 for z in doubts}
-        farthest = max(gaps.values())
-        scores = {z: (0.5 + 0.5 * gaps[z] / farthest) * (TIE + max(d.unsure, d.disagree)) for z, d in doubts.items()}
-        z = max(scores, key=scores.get)
-        picks.append(Suggestion(z, scores[z], _why(gaps[z], doubts.pop(z))))
-        done.add(z)
-    return picks
+        doubts[z] = slice_doubt(method, embeddings, z, bool(found[z]))
+        yield Progress(n + round(n * i / len(free)), 2 * n, f"scoring slice {z}")
+    return pick(doubts, labelled, count)
 
 
 def _why(gap: int, doubt: SliceDoubt) -> str:
