@@ -30,11 +30,12 @@ def phantom_case(folder, seed):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, lite, cache_dir):
-    """A few-shot model trained on two labelled slices of one phantom."""
+    """A few-shot model trained on two labelled slices of one phantom (60 steps: at 40 its mean DSC on the cohort
+    was 0.790 on the fp32 path and 0.814 on bf16, in a dip; at 60, 0.981 and 0.952)."""
     volume, labels = make_phantom(0, SHAPE, SPACING)
     organ = (labels > 0).astype(np.uint8)
     method = FewShot(lite)
-    run_task(method.fit(VolumeEmbeddings(volume, lite, "ct", cache_dir), {2: organ[2], 5: organ[5]}, iterations=40))
+    run_task(method.fit(VolumeEmbeddings(volume, lite, "ct", cache_dir), {2: organ[2], 5: organ[5]}, iterations=60))
     return method.save(tmp_path_factory.mktemp("model") / "organ.ckpt")
 
 
