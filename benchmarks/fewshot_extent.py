@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import realdata as rd  # noqa: E402
 
-from napari_samed.masks import dice, tapering_from, touching_slices, within_labelled_extent  # noqa: E402
+from napari_samed.masks import dice, touching_slices, within_labelled_extent  # noqa: E402
 from napari_samed.methods import FewShot, run_task  # noqa: E402
 from napari_samed.methods.fewshot import TAPER_GROW, shrinks_toward_ends  # noqa: E402
 from napari_samed.models import VolumeEmbeddings, load_backbone  # noqa: E402
@@ -83,26 +83,19 @@ def bounded(gaps: float) -> Callable:
 
 
 def tapering(grow: float, where_labels_shrink: bool) -> Callable:
-    """`touching`, then `masks.tapering_from` (``grow``) past both labelled ends, or only past those toward which
-    the labels shrink."""
+    """`masks.within_labelled_extent`: `touching`, then tapering (``grow``) past both labelled ends, or only past
+    those toward which the labels shrink (as `FewShot.segment` applies it, every labelled slice holding the
+    structure)."""
     def rule(pred, shots, labelled):
-        out = touching(pred, shots, labelled)
-        low, high = shrinks_toward_ends(labelled.sum(axis=(1, 2))) if where_labels_shrink else (True, True)
-        out = tapering_from(out, shots[0], -1, grow) if low else out
-        return tapering_from(out, shots[-1], 1, grow) if high else out
+        ends = shrinks_toward_ends(labelled.sum(axis=(1, 2))) if where_labels_shrink else (True, True)
+        return within_labelled_extent(pred, (shots[0], shots[-1]), ends, grow)
     return rule
-
-
-def default(pred, shots, labelled):
-    """`masks.within_labelled_extent` as `FewShot.segment` applies it (every labelled slice holds the structure)."""
-    return within_labelled_extent(pred, (shots[0], shots[-1]), shrinks_toward_ends(labelled.sum(axis=(1, 2))),
-                                  TAPER_GROW)
 
 
 RULES = {"none": lambda pred, shots, labelled: pred, "touching (before)": touching,
          "bounded, 1 gap": bounded(1.0), "bounded, 2 gaps": bounded(2.0),
          "tapering 1.2, both ends": tapering(1.2, False), "tapering 1.0, ends where labels shrink": tapering(1.0, True),
-         f"tapering {TAPER_GROW}, ends where labels shrink (default)": default}
+         f"tapering {TAPER_GROW}, ends where labels shrink (default)": tapering(TAPER_GROW, True)}
 
 
 def replay(folder: Path) -> None:
