@@ -62,7 +62,7 @@ def test_parts_far_from_the_labelled_slices_are_dropped_on_the_labelled_image_on
     again = FewShot.open(method.save(tmp_path / "organ.ckpt"), backbone=emb.backbone)
     assert method.tapers == {content_hash(emb.data): [(True, True)]}  # the organ shrinks toward both ends
     assert again.extent == method.extent and again.sources == method.sources and again.tapers == method.tapers
-    predict = method.predict_slice
+    label_plane = method.label_plane
     look_alike = np.zeros(emb.slice_shape, np.uint8)
     look_alike[10:30, 10:30] = 1  # on slices 2 and 3, far below the organ (slices 14-50) and apart from it
 
@@ -73,8 +73,8 @@ def test_parts_far_from_the_labelled_slices_are_dropped_on_the_labelled_image_on
         return get(z)
 
     monkeypatch.setattr(emb, "get", get)
-    monkeypatch.setattr(method, "predict_slice", lambda embedding, shape: look_alike if asked[-1] in (2, 3)
-                        else predict(embedding, shape))
+    monkeypatch.setattr(method, "label_plane", lambda prob, embedding: look_alike if asked[-1] in (2, 3)
+                        else label_plane(prob, embedding))
     monkeypatch.setattr(method, "boxes", False)
     pred = run_task(method.segment(emb))
     assert not pred[:4].any() and dice(pred > 0, organ > 0) > 0.85

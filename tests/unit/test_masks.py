@@ -60,7 +60,10 @@ def test_fewshot_applies_each_labels_extent_and_the_slices_labelled_without_it()
     out[1:11, 1:3, 1:3] = 1
     out[1:11, 4:6, 4:6] = 2
     method = FewShot(None)
-    method.labels = [1, 2]
-    method.near_labelled_slices(out, [(3, 5), (5, 7)], None, [3, 5, 7])  # slice 7 labelled without label 1
+    method.labels, method.extent, method.sources = [1, 2], {"ct": [(3, 5), (5, 7)]}, {"ct": [3, 5, 7]}
+    other = out.copy()
+    method.near_labelled_slices(other, "another image")  # not the labelled image: nothing dropped
+    np.testing.assert_array_equal(other, out)
+    method.near_labelled_slices(out, "ct")  # slice 7 labelled without label 1
     assert np.flatnonzero((out == 1).any(axis=(1, 2))).tolist() == list(range(1, 7))
     assert np.flatnonzero((out == 2).any(axis=(1, 2))).tolist() == list(range(4, 11))  # slice 3 lacks label 2

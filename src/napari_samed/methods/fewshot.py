@@ -328,33 +328,37 @@ class FewShot(TrainedMethod):
                     index[region] = 0
         return np.asarray([0, *self.labels])[index]
 
+    def draw_slice(self, embeddings: VolumeEmbeddings, z: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Slice ``z``'s foreground probabilities (L, H, W), its label plane (`label_plane`) and the plane `segment`
+        draws from it (`redraw` when `boxes`, else the same plane)."""
+        embedding = embeddings.get(z)
+        prob = self.probabilities(embedding, embeddings.slice_shape)
+        plane = self.label_plane(prob, embedding)
+        return prob, plane, self.redraw(embeddings, z, plane) if self.boxes else plane
+
     def segment(self, embeddings: VolumeEmbeddings, prompts: list[Prompt] | None = None) -> Task[np.ndarray]:
-        """Task: the label volume of every slice (`predict_slice`, then `redraw` when `boxes`), then, on the
-        labelled image itself, `near_labelled_slices`; prompts are not used."""
+        """Task: the label volume of every slice (`draw_slice`), then `near_labelled_slices`; prompts are not used."""
         if self.decoder is None:
             raise SamedError("the few-shot decoder is not trained: train it or load a checkpoint")
         out = np.zeros(embeddings.data.shape, label_dtype(max(self.labels)))
         for z in range(embeddings.num_slices):
-            out[z] = self.predict_slice(embeddings.get(z), embeddings.slice_shape)
-            if self.boxes:
-                out[z] = self.redraw(embeddings, z, out[z])
+            out[z] = self.draw_slice(embeddings, z)[2]
             yield Progress(z + 1, embeddings.num_slices, f"slice {z}")
-        image = embeddings.image_hash
-        if self.within_extent and image in self.extent:
-            self.near_labelled_slices(out, self.extent[image], self.tapers.get(image), self.sources.get(image, ()))
+        self.near_labelled_slices(out, embeddings.image_hash)
         return out
 
-    def near_labelled_slices(self, out: np.ndarray, spans: Sequence[tuple[int, int] | None],
-                             tapers: Sequence[tuple[bool, bool]] | None = None,
-                             labelled: Sequence[int] = ()) -> None:
-        """Keep, in place, only what each label's labelled slices allow (`masks.within_labelled_extent`): its 3D
-        parts that reach a slice from its first to its last labelled one (``spans``; a part far from what was
-        labelled, not continued from it, is taken for a look-alike: the other kidney, a vessel beyond the organ's
-        end); past an end toward which it shrinks (``tapers``: (first end, last end) per label; None: neither),
-        only while it keeps tapering (`TAPER_GROW`: a structure that was ending does not go on unchanged); and
-        nothing from a slice of ``labelled`` (the labelled slices) without it onward, the user's word that it
-        has ended."""
-        for i, (value, span) in enumerate(zip(self.labels, spans, strict=True)):
+    def near_labelled_slices(self, out: np.ndarray, image: str) -> None:
+        """On a labelled image (``image``: its content hash; elsewhere, or with `within_extent` off, nothing), keep
+        in place only what each label's labelled slices there allow (`masks.within_labelled_extent`): its 3D parts
+        that reach a slice from its first to its last labelled one (`extent`; a part far from what was labelled,
+        not continued from it, is taken for a look-alike: the other kidney, a vessel beyond the organ's end); past
+        an end toward which it shrinks (`tapers`), only while it keeps tapering (`TAPER_GROW`: a structure that was
+        ending does not go on unchanged); and nothing from a labelled slice without it onward (`sources`), the
+        user's word that it has ended."""
+        if not self.within_extent or image not in self.extent:
+            return
+        labelled, tapers = self.sources.get(image, ()), self.tapers.get(image)
+        for i, (value, span) in enumerate(zip(self.labels, self.extent[image], strict=True)):
             if span is not None:
                 mask = out == value
                 absent = (max((z for z in labelled if z < span[0]), default=None),

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from ..errors import SamedError
-from ..masks import dice
+from ..masks import dice, label_dtype
 from ..models.cache import VolumeEmbeddings
-from ..tasks import Progress, Task, relay
+from ..tasks import Progress, Task
 from .fewshot import FewShot
 
 #: A pixel is uncertain between these foreground probabilities; the uncertain part of a slice is its uncertain
@@ -38,17 +39,11 @@ class SliceDoubt(NamedTuple):
     disagree: float  # 1 - Dice between the decoder's regions and the same regions redrawn from their boxes
 
 
-def slice_doubt(method: FewShot, embeddings: VolumeEmbeddings, z: int, found: bool) -> SliceDoubt:
-    """The model's doubt on slice ``z``: its uncertain pixels and, where the segmentation draws a label
-    (``found``), the disagreement of its two drawings."""
-    embedding = embeddings.get(z)
-    prob = method.probabilities(embedding, embeddings.slice_shape)
+def uncertain_part(prob: torch.Tensor) -> float:
+    """The uncertain part of a slice's foreground probabilities (L, H, W): its uncertain pixels per pixel drawn, at
+    most 1."""
     drawn = max(int((prob > 0.5).sum()), SMALLEST)
-    unsure = min(1.0, int(((prob > UNSURE[0]) & (prob < UNSURE[1])).sum()) / drawn)
-    if not found:
-        return SliceDoubt(False, unsure, 0.0)
-    plane = method.label_plane(prob, embedding)
-    return SliceDoubt(True, unsure, 1.0 - dice(method.redraw(embeddings, z, plane) > 0, plane > 0))
+    return min(1.0, int(((prob > UNSURE[0]) & (prob < UNSURE[1])).sum()) / drawn)
 
 
 def candidates(drawn: Sequence[int], labelled: Sequence[int], num_slices: int) -> list[int]:
@@ -102,20 +97,30 @@ def suggest(method: FewShot, embeddings: VolumeEmbeddings, labelled: list[int],
     """Task: the ``count`` slices to label next, best first.
 
     The volume is segmented as `FewShot.segment` draws it for the user (its extent rules included), so a false
-    region those rules already remove is not worth a label. The `candidates` score their doubt (`slice_doubt`)
+    region those rules already remove is not worth a label. The `candidates` score their doubt (`SliceDoubt`)
     weighted by how far a label there reaches (`scores`): the slices past the structure's labelled ends, which
     the model tends to get wrong, score high; a slice far from the structure is no candidate.
     """
     if method.decoder is None:
         raise SamedError("no few-shot model: train one first, then ask which slice to label next")
     n = embeddings.num_slices
-    out = yield from relay(method.segment(embeddings),
-                           lambda step: Progress(step.done, 2 * n, f"segmenting slice {step.done - 1}"))
+    plain = np.zeros(embeddings.data.shape, label_dtype(max(method.labels)))
+    drawn, unsure = np.zeros_like(plain), np.zeros(n)
+    for z in range(n):  # as `FewShot.segment` draws them, keeping the decoder's own planes and doubt
+        prob, plain[z], drawn[z] = method.draw_slice(embeddings, z)
+        unsure[z] = uncertain_part(prob)
+        yield Progress(z + 1, 2 * n, f"segmenting slice {z}")
+    out = drawn.copy()
+    method.near_labelled_slices(out, embeddings.image_hash)
     found = out.any(axis=(1, 2))
     free = candidates(np.flatnonzero(found), labelled, n)
     doubts = {}
     for i, z in enumerate(free, start=1):
-        doubts[z] = slice_doubt(method, embeddings, z, bool(found[z]))
+        disagree = 0.0
+        if found[z]:  # the decoder's plane against its redraw from boxes (what `segment` drew, if it redraws)
+            boxed = drawn[z] if method.boxes else method.redraw(embeddings, z, plain[z])
+            disagree = 1.0 - dice(boxed > 0, plain[z] > 0)
+        doubts[z] = SliceDoubt(bool(found[z]), float(unsure[z]), disagree)
         yield Progress(n + round(n * i / len(free)), 2 * n, f"scoring slice {z}")
     return pick(doubts, labelled, count)
 
